@@ -1,0 +1,27 @@
+# Every target runs the set-up first, so each works on a fresh Debian 12 machine with Swift 6.3.
+SWIFT ?= swift
+DEMO ?= Tests/CheckpointsTests/Fixtures/torch/demo_resnet_legacy.pth
+
+.PHONY: setup build release test demo clean
+
+setup:
+	@bash Tools/setup.sh
+
+build: setup
+	$(SWIFT) build
+
+release: setup
+	$(SWIFT) build -c release
+
+test: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel
+
+demo: release
+	@rm -rf .build/demo && mkdir -p .build/demo
+	cp $(DEMO) .build/demo/
+	.build/release/weights convert .build/demo/$(notdir $(DEMO))
+	.build/release/weights inspect .build/demo/$(basename $(notdir $(DEMO))).safetensors
+
+clean:
+	rm -rf .build

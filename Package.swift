@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "weights",
+    products: [
+        .library(name: "Weights", targets: ["TensorCore", "Checkpoints", "WeightMapping", "Models", "Verification"]),
+        .executable(name: "weights", targets: ["weights"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C shims: the only targets that import C libraries.
+        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        .target(name: "Checkpoints", dependencies: ["TensorCore", "CZip", "CHDF5"]),
+        .target(name: "WeightMapping", dependencies: ["TensorCore", "Checkpoints", "Yams"]),
+        .target(name: "Models", dependencies: ["TensorCore"]),
+        .target(name: "Verification", dependencies: ["TensorCore", "Checkpoints", "WeightMapping", "Models"]),
+        .target(name: "WeightsCLI", dependencies: [
+            "TensorCore", "Checkpoints", "WeightMapping", "Models", "Verification",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "weights", dependencies: ["WeightsCLI"]),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "WeightMappingTests", dependencies: ["WeightMapping", "Checkpoints", "TensorCore"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore"]),
+        .testTarget(name: "VerificationTests", dependencies: ["Verification", "Models", "WeightMapping", "Checkpoints", "TensorCore"]),
+        .testTarget(name: "WeightsCLITests", dependencies: ["WeightsCLI", "Checkpoints", "TensorCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

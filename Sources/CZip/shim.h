@@ -1,0 +1,4 @@
+#ifndef WEIGHTS_CZIP_SHIM_H
+#define WEIGHTS_CZIP_SHIM_H
+#include <zip.h>
+#endif

@@ -1,0 +1,52 @@
+/// The one error type of the checkpoint layer. Each field is filled by whoever knows it: the byte reader its
+/// offset, the zip layer its member, the flattener the key, the caller the file. `description` renders them
+/// in one line: `model.pth: member 'archive/data.pkl', byte 1234, key 'layer1.0.weight': what went wrong`.
+public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var file: String?
+    public var member: String?
+    public var offset: Int?
+    public var key: String?
+    public var message: String
+
+    public init(_ message: String, file: String? = nil, member: String? = nil, offset: Int? = nil, key: String? = nil) {
+        self.message = message
+        self.file = file
+        self.member = member
+        self.offset = offset
+        self.key = key
+    }
+
+    public var description: String {
+        var where_: [String] = []
+        if let member { where_.append("member '\(member)'") }
+        if let offset { where_.append("byte \(offset)") }
+        if let key { where_.append("key '\(key)'") }
+        var s = file.map { "\($0): " } ?? ""
+        if !where_.isEmpty { s += where_.joined(separator: ", ") + ": " }
+        return s + message
+    }
+
+    /// Fills in fields that are still unknown (context travels up; inner facts win).
+    public func context(file: String? = nil, member: String? = nil, offset: Int? = nil, key: String? = nil) -> CheckpointError {
+        var e = self
+        if e.file == nil { e.file = file }
+        if e.member == nil { e.member = member }
+        if e.offset == nil { e.offset = offset }
+        if e.key == nil { e.key = key }
+        return e
+    }
+}
+
+extension CheckpointError {
+    /// Runs `body`, attaching context to any `CheckpointError` it throws and wrapping any other error.
+    public static func withContext<T>(file: String? = nil, member: String? = nil, offset: Int? = nil, key: String? = nil,
+                                      _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as CheckpointError {
+            throw e.context(file: file, member: member, offset: offset, key: key)
+        } catch {
+            throw CheckpointError("\(error)", file: file, member: member, offset: offset, key: key)
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import TensorCore
+
+/// A non-tensor leaf of a checkpoint (an epoch number, an architecture name, a hyper-parameter).
+public enum MetaValue: Sendable, Equatable, CustomStringConvertible {
+    case none
+    case bool(Bool)
+    case int(Int64)
+    /// An integer too large for Int64, in decimal.
+    case bigInt(String)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+
+    public var description: String {
+        switch self {
+        case .none: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let i): return String(i)
+        case .bigInt(let s): return s
+        case .float(let d): return String(d)
+        case .string(let s): return s
+        case .bytes(let b): return "<\(b.count) bytes>"
+        }
+    }
+}
+
+public struct MetadataEntry: Sendable, Equatable {
+    public var name: String
+    public var value: MetaValue
+    public init(name: String, value: MetaValue) { self.name = name; self.value = value }
+}
+
+/// One tensor of a checkpoint: what it is (name, dtype, shape), where it lives, and how to read it.
+/// Reading is lazy so that inspection touches no tensor data and conversion streams one tensor at a time.
+public struct TensorEntry: Sendable {
+    public var name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Human-readable location: zip member and offset, HDF5 path, or byte offset in the file.
+    public let location: String
+    private let loader: @Sendable () throws -> Tensor
+
+    public init(name: String, dtype: DType, shape: [Int], location: String, loader: @escaping @Sendable () throws -> Tensor) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.location = location
+        self.loader = loader
+    }
+
+    /// An entry for a tensor already in memory.
+    public init(name: String, tensor: Tensor, location: String = "memory") {
+        self.init(name: name, dtype: tensor.dtype, shape: tensor.shape, location: location, loader: { tensor })
+    }
+
+    public var elementCount: Int { ShapeMath.elementCount(shape) ?? 0 }
+    public var byteCount: Int { ShapeMath.byteCount(shape, dtype) ?? 0 }
+
+    /// Reads the tensor's values (C-contiguous, little-endian). Errors carry the entry's name as key.
+    public func load() throws -> Tensor {
+        try CheckpointError.withContext(key: name) { try loader() }
+    }
+}
+
+/// The supported on-disk formats.
+public enum CheckpointFormat: String, Sendable, CaseIterable {
+    case pytorchZip = "pytorch-zip"
+    case pytorchLegacy = "pytorch-legacy"
+    case safetensors
+    case hdf5
+    case npy
+    case npz
+}
+
+/// An ordered map of dotted names to tensors, plus the non-tensor leaves of the checkpoint as metadata.
+public struct StateDict: Sendable {
+    public var format: CheckpointFormat
+    /// The file it came from (as given by the user), or "" for in-memory dicts.
+    public var file: String
+    public var tensors: [TensorEntry]
+    public var metadata: [MetadataEntry]
+
+    public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
+        self.format = format
+        self.file = file
+        self.tensors = tensors
+        self.metadata = metadata
+    }
+
+    public var names: [String] { tensors.map(\.name) }
+
+    public subscript(name: String) -> TensorEntry? { tensors.first { $0.name == name } }
+
+    public var totalElements: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
+
+    /// The part of the dict below `path` (a dotted prefix such as `state_dict` or `model.backbone`), with the
+    /// prefix removed. Throws if nothing lives under it.
+    public func subtree(_ path: String) throws -> StateDict {
+        let prefix = path.hasSuffix(".") ? path : path + "."
+        var out = StateDict(format: format, file: file)
+        for var t in tensors where t.name.hasPrefix(prefix) {
+            t.name = String(t.name.dropFirst(prefix.count))
+            out.tensors.append(t)
+        }
+        for m in metadata where m.name.hasPrefix(prefix) {
+            out.metadata.append(MetadataEntry(name: String(m.name.dropFirst(prefix.count)), value: m.value))
+        }
+        if out.tensors.isEmpty {
+            let roots = Array(Set(tensors.map { $0.name.split(separator: ".").first.map(String.init) ?? $0.name })).sorted()
+            let shown = roots.prefix(12).joined(separator: ", ")
+            throw CheckpointError("no tensors under key '\(path)'; top-level keys are: \(shown)\(roots.count > 12 ? ", …" : "")",
+                                  file: file, key: path)
+        }
+        return out
+    }
+}

@@ -1,0 +1,32 @@
+/// Overflow-checked helpers for shapes read from untrusted files.
+public enum ShapeMath {
+    /// Number of elements of `shape`, or nil when a dimension is negative or the product overflows.
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for d in shape {
+            guard d >= 0 else { return nil }
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            count = p
+        }
+        return count
+    }
+
+    /// Bytes needed for `shape` of `dtype`, or nil on overflow / negative dimension.
+    public static func byteCount(_ shape: [Int], _ dtype: DType) -> Int? {
+        guard let n = elementCount(shape) else { return nil }
+        let (p, o) = n.multipliedReportingOverflow(by: dtype.byteSize)
+        return o ? nil : p
+    }
+
+    /// Row-major (C-contiguous) strides, in elements.
+    public static func contiguousStrides(_ shape: [Int]) -> [Int] {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            strides[i] = acc
+            acc = acc &* max(shape[i], 1)
+        }
+        return strides
+    }
+}

@@ -1,0 +1,132 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+import TensorCore
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a checkpoint to safetensors or HDF5, streaming one tensor at a time."
+    )
+
+    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5 }
+    enum DTypeChoice: String, ExpressibleByArgument, CaseIterable { case keep, float32, float16, bfloat16 }
+
+    @Argument(help: "Input checkpoint (never modified).")
+    var input: String
+
+    @Option(name: .shortAndLong, help: "Output file (default: the input's name with the new extension, same folder).")
+    var output: String?
+
+    @Option(name: .long, help: "Output format: safetensors or h5.")
+    var to: Target = .safetensors
+
+    @Option(name: .long, help: "Cast floating tensors: keep (bit-exact), float32, float16, bfloat16. Integer and bool tensors are always kept.")
+    var dtype: DTypeChoice = .keep
+
+    @Option(name: .long, help: "Only the subtree under this dotted path (e.g. state_dict).")
+    var key: String?
+
+    @Option(name: .long, help: "Key mapping table: none keeps the flattened checkpoint names.")
+    var mapping: String = "none"
+
+    @Flag(name: .long, help: "Overwrite an existing output file.")
+    var force = false
+
+    func validate() throws {
+        guard mapping == "none" else {
+            throw ValidationError("--mapping '\(mapping)': only 'none' is available in this version")
+        }
+    }
+
+    func run() throws {
+        let outPath = output ?? Self.defaultOutput(for: input, to: to)
+        let fm = FileManager.default
+        if Self.sameFile(input, outPath) {
+            throw CLIFailure("refusing to write over the input file \(input)")
+        }
+        if fm.fileExists(atPath: outPath) && !force {
+            throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
+        }
+        let sd = try Checkpoint.open(input, key: key)
+        let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
+        let meta = Self.provenance(sd, key: key)
+
+        let inputSize = (try? fm.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+        let bar = ProgressBar(total: Self.outputBytes(sd, cast: cast), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
+        let start = Date()
+        switch to {
+        case .safetensors:
+            let out = try AtomicOutput(destination: outPath)
+            try SafetensorsWriter.write(sd, to: out, dtype: cast, metadata: meta, progress: bar.update)
+            try out.commit()
+        case .h5:
+            let out = try AtomicOutput(destination: outPath)
+            try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: cast, metadata: meta, progress: bar.update)
+            try out.commit()
+        }
+        bar.finish()
+        let seconds = Date().timeIntervalSince(start)
+        let written = (try? fm.attributesOfItem(atPath: outPath)[.size] as? Int) ?? 0
+        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
+        print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(written))  time: \(String(format: "%.2f", seconds)) s")
+        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
+    }
+
+    static func defaultOutput(for input: String, to: Target) -> String {
+        let url = URL(fileURLWithPath: input)
+        let ext = to == .safetensors ? "safetensors" : "h5"
+        return url.deletingPathExtension().appendingPathExtension(ext).path
+    }
+
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else {
+            return URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
+        }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
+    static func outputBytes(_ sd: StateDict, cast: DType?) -> Int {
+        sd.tensors.reduce(0) { acc, t in
+            let dt = (cast != nil && t.dtype.isFloatingPoint) ? cast! : t.dtype
+            return acc + (ShapeMath.byteCount(t.shape, dt) ?? 0)
+        }
+    }
+
+    /// `__metadata__` for the output: where it came from plus the checkpoint's non-tensor leaves.
+    static func provenance(_ sd: StateDict, key: String?) -> [String: String] {
+        var m: [String: String] = [
+            "source_file": URL(fileURLWithPath: sd.file).lastPathComponent,
+            "source_format": sd.format.rawValue,
+            "converted_by": "weights",
+        ]
+        if let key { m["source_key"] = key }
+        for e in sd.metadata where m[e.name] == nil { m[e.name] = e.value.description }
+        return m
+    }
+}
+
+/// A one-line progress bar on stderr (only when enabled: a terminal and a large input).
+final class ProgressBar {
+    let total: Int
+    let enabled: Bool
+    private var lastDrawn = -1
+
+    init(total: Int, enabled: Bool) { self.total = max(total, 1); self.enabled = enabled }
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        let pct = min(100, done * 100 / total)
+        guard pct != lastDrawn else { return }
+        lastDrawn = pct
+        let width = 40
+        let filled = pct * width / 100
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        FileHandle.standardError.write(Data("\r[\(bar)] \(pct)%".utf8))
+    }
+
+    func finish() {
+        if enabled && lastDrawn >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

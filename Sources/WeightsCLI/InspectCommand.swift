@@ -1,0 +1,103 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "List the tensors and metadata of a checkpoint without reading tensor data."
+    )
+
+    @Argument(help: "Checkpoint file (.pth/.pt/.bin, .safetensors, .h5, .npy, .npz); the format is sniffed from content.")
+    var file: String
+
+    @Option(name: .long, help: "Only the subtree under this dotted path (e.g. state_dict).")
+    var key: String?
+
+    @Flag(name: .long, help: "Print one JSON document instead of a table.")
+    var json = false
+
+    func run() throws {
+        let sd = try Checkpoint.open(file, key: key)
+        print(json ? Self.json(sd).rendered() : Self.table(sd), terminator: json ? "\n" : "")
+    }
+
+    static func json(_ sd: StateDict) -> JSON {
+        .object([
+            ("file", .string(sd.file)),
+            ("format", .string(sd.format.rawValue)),
+            ("tensors", .array(sd.tensors.map { t in
+                .object([
+                    ("name", .string(t.name)),
+                    ("dtype", .string(t.dtype.rawValue)),
+                    ("shape", .array(t.shape.map { .int(Int64($0)) })),
+                    ("bytes", .int(Int64(t.byteCount))),
+                    ("location", .string(t.location)),
+                ])
+            })),
+            ("totals", .object([
+                ("tensors", .int(Int64(sd.tensors.count))),
+                ("parameters", .int(Int64(sd.totalElements))),
+                ("bytes", .int(Int64(sd.totalBytes))),
+            ])),
+            ("metadata", .object(sd.metadata.map { ($0.name, metaJSON($0.value)) })),
+        ])
+    }
+
+    static func metaJSON(_ v: MetaValue) -> JSON {
+        switch v {
+        case .none: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .bigInt(let s): return .string(s)
+        case .float(let d): return .double(d)
+        case .string(let s): return .string(s)
+        case .bytes(let b): return .string("<\(b.count) bytes>")
+        }
+    }
+
+    static func table(_ sd: StateDict) -> String {
+        var out = "file: \(sd.file)\nformat: \(sd.format.rawValue)\n"
+        let rows = sd.tensors.map { t in
+            [t.name, t.dtype.rawValue, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.byteCount), t.location]
+        }
+        out += TextTable.render(header: ["name", "dtype", "shape", "bytes", "location"], rows: rows, rightAligned: [3])
+        out += "tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  bytes: \(formatBytes(sd.totalBytes))\n"
+        if !sd.metadata.isEmpty {
+            out += "metadata:\n"
+            for m in sd.metadata { out += "  \(m.name) = \(m.value)\n" }
+        }
+        return out
+    }
+}
+
+func formatCount(_ n: Int) -> String {
+    let s = String(n)
+    var out = ""
+    for (i, c) in s.reversed().enumerated() {
+        if i > 0 && i % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return String(out.reversed())
+}
+
+func formatBytes(_ n: Int) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var v = Double(n), u = 0
+    while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@ (%d)", v, units[u], n)
+}
+
+enum TextTable {
+    static func render(header: [String], rows: [[String]], rightAligned: Set<Int> = []) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in
+                let pad = String(repeating: " ", count: widths[i] - c.count)
+                return rightAligned.contains(i) ? pad + c : (i == cells.count - 1 ? c : c + pad)
+            }.joined(separator: "  ") + "\n"
+        }
+        return line(header) + rows.map(line).joined()
+    }
+}

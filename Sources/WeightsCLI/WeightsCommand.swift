@@ -1,0 +1,38 @@
+import ArgumentParser
+import Checkpoints
+import Foundation
+
+/// The `weights` root command.
+public struct WeightsCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "weights",
+        abstract: "Read, convert and verify PyTorch, safetensors, HDF5 and numpy checkpoints — no Python needed.",
+        subcommands: [InspectCommand.self, ConvertCommand.self]
+    )
+    public init() {}
+
+    /// Runs the command line; failures print one line to stderr and exit 1, usage errors exit 64.
+    public static func runMain(_ arguments: [String]? = nil) -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            Foundation.exit(0)
+        } catch let e as CheckpointError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            Foundation.exit(1)
+        } catch let e as CLIFailure {
+            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            Foundation.exit(e.code)
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// A failure the CLI reports with a given exit code.
+public struct CLIFailure: Error, CustomStringConvertible {
+    public var message: String
+    public var code: Int32
+    public init(_ message: String, code: Int32 = 1) { self.message = message; self.code = code }
+    public var description: String { message }
+}

@@ -1,0 +1,3 @@
+import WeightsCLI
+
+WeightsCommand.runMain()
