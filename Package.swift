@@ -31,9 +31,9 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WeightMappingTests", dependencies: ["WeightMapping", "Checkpoints", "TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification", "Models", "WeightMapping", "Checkpoints", "TensorCore"]),
-        .testTarget(name: "WeightsCLITests", dependencies: ["WeightsCLI", "Checkpoints", "TensorCore"]),
+        .testTarget(name: "WeightsCLITests", dependencies: ["WeightsCLI", "Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]
 )
