@@ -30,7 +30,7 @@ public struct Tensor: Sendable {
     public func floats() -> [Float] {
         if dtype == .float32 {
             return [Float](unsafeUninitializedCapacity: elementCount) { buf, n in
-                _ = bytes.withUnsafeBytes { memcpyBytes(UnsafeMutableRawPointer(buf.baseAddress!), $0.baseAddress!, $0.count) }
+                bytes.withUnsafeBytes { memcpyBytes(UnsafeMutableRawPointer(buf.baseAddress!), $0.baseAddress!, $0.count) }
                 n = elementCount
             }
         }
