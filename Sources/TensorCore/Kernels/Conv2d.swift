@@ -1,0 +1,156 @@
+/// 2-D convolution hyper-parameters, as `nn.Conv2d` takes them (symmetric per axis).
+public struct Conv2dOptions: Sendable, Equatable {
+    public var stride: (h: Int, w: Int)
+    public var padding: (h: Int, w: Int)
+    public var dilation: (h: Int, w: Int)
+    public var groups: Int
+
+    public init(stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1) {
+        self.stride = (stride, stride)
+        self.padding = (padding, padding)
+        self.dilation = (dilation, dilation)
+        self.groups = groups
+    }
+
+    public init(stride: (Int, Int), padding: (Int, Int), dilation: (Int, Int) = (1, 1), groups: Int = 1) {
+        self.stride = (stride.0, stride.1)
+        self.padding = (padding.0, padding.1)
+        self.dilation = (dilation.0, dilation.1)
+        self.groups = groups
+    }
+
+    public static func == (a: Conv2dOptions, b: Conv2dOptions) -> Bool {
+        a.stride == b.stride && a.padding == b.padding && a.dilation == b.dilation && a.groups == b.groups
+    }
+
+    /// Output size along one axis (PyTorch's formula).
+    @inlinable
+    public static func outputSize(_ input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int) -> Int {
+        (input + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+    }
+}
+
+/// Activation applied in a kernel's epilogue (after bias and residual).
+public enum Epilogue: Sendable {
+    case none, relu
+}
+
+extension Kernels {
+    /// `nn.Conv2d` forward: x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw], bias [Cout] or nil.
+    /// Optional fused epilogue: `out = act(conv(x) + bias + residual)` with `residual` shaped like the output.
+    ///
+    /// Implementation: per image, im2col (parallel over rows) then one `sgemm` per group; a 1×1, stride-1,
+    /// unpadded convolution is a plain GEMM on the input. The residual is copied into the output first and
+    /// accumulated by the GEMM (beta = 1).
+    public static func conv2d(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor? = nil,
+                              options o: Conv2dOptions = Conv2dOptions(),
+                              residual: FloatTensor? = nil, activation: Epilogue = .none) -> FloatTensor {
+        precondition(x.rank == 4 && weight.rank == 4, "conv2d: expects 4-D input and weight, got \(x.shape), \(weight.shape)")
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, cinG, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        let g = o.groups
+        precondition(g >= 1 && cin % g == 0 && cout % g == 0 && cinG == cin / g,
+                     "conv2d: input \(x.shape) / weight \(weight.shape) do not fit groups=\(g)")
+        if let bias { precondition(bias.count == cout, "conv2d: bias \(bias.shape) for \(cout) output channels") }
+        let ho = Conv2dOptions.outputSize(h, kernel: kh, stride: o.stride.h, padding: o.padding.h, dilation: o.dilation.h)
+        let wo = Conv2dOptions.outputSize(w, kernel: kw, stride: o.stride.w, padding: o.padding.w, dilation: o.dilation.w)
+        precondition(ho > 0 && wo > 0, "conv2d: output would be empty for input \(x.shape), kernel \(kh)×\(kw)")
+        let outShape = [n, cout, ho, wo]
+        if let residual { precondition(residual.shape == outShape, "conv2d: residual \(residual.shape) vs output \(outShape)") }
+
+        let coutG = cout / g
+        let kDim = cinG * kh * kw          // GEMM inner dimension per group
+        let spatial = ho * wo
+        let isPointwise = kh == 1 && kw == 1 && o.stride == (1, 1) && o.padding == (0, 0)
+
+        var out = residual ?? FloatTensor(shape: outShape, uninitialized: { _ in })
+        let beta: Float = residual == nil ? 0 : 1
+        var col = isPointwise ? [] : [Float](unsafeUninitializedCapacity: cin * kh * kw * spatial) { _, c in c = cin * kh * kw * spatial }
+
+        x.data.withUnsafeBufferPointer { xb in
+        weight.data.withUnsafeBufferPointer { wb in
+        col.withUnsafeMutableBufferPointer { cb in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            for img in 0..<n {
+                let xi = xb.baseAddress! + img * cin * h * w
+                let oi = ob.baseAddress! + img * cout * spatial
+                let bMatrix: UnsafePointer<Float>
+                if isPointwise {
+                    bMatrix = xi
+                } else {
+                    im2col(xi, channels: cin, height: h, width: w, kh: kh, kw: kw, options: o, ho: ho, wo: wo, into: cb.baseAddress!)
+                    bMatrix = UnsafePointer(cb.baseAddress!)
+                }
+                for grp in 0..<g {
+                    Gemm.sgemm(m: coutG, n: spatial, k: kDim,
+                               a: wb.baseAddress! + grp * coutG * kDim, lda: kDim,
+                               b: bMatrix + grp * kDim * spatial, ldb: spatial,
+                               beta: beta,
+                               c: oi + grp * coutG * spatial, ldc: spatial)
+                }
+            }
+            applyChannelEpilogue(ob.baseAddress!, batch: n, channels: cout, spatial: spatial, bias: bias, activation: activation)
+        }}}}
+        return out
+    }
+
+    /// Unfolds one image [C, H, W] into a [C·kh·kw, ho·wo] matrix (zero padding), rows in (c, i, j) order,
+    /// matching the weight layout [Cout, C, kh, kw]. Parallel over rows.
+    static func im2col(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, kh: Int, kw: Int,
+                       options o: Conv2dOptions, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
+        let rows = channels * kh * kw
+        let src = SendableConstPointer(x), dst = SendablePointer(col)
+        let (sh, sw) = o.stride, (ph, pw) = o.padding, (dh, dw) = o.dilation
+        Parallel.forEachChunk(rows, costPerItem: ho * wo) { range in
+            for r in range {
+                let c = r / (kh * kw)
+                let ki = (r / kw) % kh
+                let kj = r % kw
+                let plane = src.p + c * h * w
+                var d = dst.p + r * ho * wo
+                // Output columns whose input column is in bounds: 0 <= ow*sw - pw + kj*dw < w.
+                let offW = kj * dw - pw
+                let owLo = offW >= 0 ? 0 : Swift.min(wo, (-offW + sw - 1) / sw)
+                let owHi = Swift.max(owLo, Swift.min(wo, offW >= w ? 0 : (w - 1 - offW) / sw + 1))
+                for oh in 0..<ho {
+                    let ih = oh * sh - ph + ki * dh
+                    if ih < 0 || ih >= h {
+                        d.update(repeating: 0, count: wo)
+                    } else {
+                        let srow = plane + ih * w + offW
+                        if owLo > 0 { d.update(repeating: 0, count: owLo) }
+                        if sw == 1 {
+                            (d + owLo).update(from: srow + owLo, count: owHi - owLo)
+                        } else {
+                            var ow = owLo
+                            while ow < owHi { d[ow] = srow[ow * sw]; ow += 1 }
+                        }
+                        if owHi < wo { (d + owHi).update(repeating: 0, count: wo - owHi) }
+                    }
+                    d += wo
+                }
+            }
+        }
+    }
+
+    /// out[n, c, :] = act(out[n, c, :] + bias[c]) over an NC(spatial) buffer, parallel over (n, c) planes.
+    static func applyChannelEpilogue(_ out: UnsafeMutablePointer<Float>, batch: Int, channels: Int, spatial: Int,
+                                     bias: FloatTensor?, activation: Epilogue) {
+        if bias == nil && activation == .none { return }
+        let dst = SendablePointer(out)
+        let biasData = bias?.data ?? []
+        biasData.withUnsafeBufferPointer { bb in
+            let bp = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
+            Parallel.forEachChunk(batch * channels, costPerItem: spatial) { range in
+                for plane in range {
+                    let b = bp.map { $0.p[plane % channels] } ?? 0
+                    let p = dst.p + plane * spatial
+                    switch activation {
+                    case .none: for i in 0..<spatial { p[i] += b }
+                    case .relu: for i in 0..<spatial { p[i] = Swift.max(p[i] + b, 0) }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+import Foundation
+
+extension Kernels {
+    /// `nn.BatchNorm2d` in eval mode: y = (x − mean) / sqrt(var + eps) · weight + bias, per channel of [N, C, …].
+    public static func batchNorm(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor,
+                                 runningMean: FloatTensor, runningVar: FloatTensor, eps: Float = 1e-5,
+                                 activation: Epilogue = .none) -> FloatTensor {
+        precondition(x.rank >= 2, "batchNorm: expects [N, C, …], got \(x.shape)")
+        let c = x.shape[1]
+        precondition(weight.count == c && bias.count == c && runningMean.count == c && runningVar.count == c,
+                     "batchNorm: parameters must have \(c) elements")
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        let (scale, shift) = batchNormScaleShift(weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar, eps: eps)
+        var out = x
+        scale.withUnsafeBufferPointer { sb in shift.withUnsafeBufferPointer { hb in
+            let s = SendableConstPointer(sb.baseAddress!), t = SendableConstPointer(hb.baseAddress!)
+            out.data.withUnsafeMutableBufferPointer { ob in
+                let o = SendablePointer(ob.baseAddress!)
+                Parallel.forEachChunk(x.shape[0] * c, costPerItem: spatial) { range in
+                    for plane in range {
+                        let a = s.p[plane % c], b = t.p[plane % c]
+                        let p = o.p + plane * spatial
+                        switch activation {
+                        case .none: for i in 0..<spatial { p[i] = p[i] * a + b }
+                        case .relu: for i in 0..<spatial { p[i] = Swift.max(p[i] * a + b, 0) }
+                        }
+                    }
+                }
+            }
+        }}
+        return out
+    }
+
+    /// Per-channel affine form of inference batch norm: y = x · scale + shift.
+    /// Computed in Double so folding adds no error beyond the final rounding.
+    public static func batchNormScaleShift(weight: FloatTensor, bias: FloatTensor, runningMean: FloatTensor,
+                                           runningVar: FloatTensor, eps: Float) -> (scale: [Float], shift: [Float]) {
+        let c = weight.count
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        for i in 0..<c {
+            let s = Double(weight.data[i]) / (Double(runningVar.data[i]) + Double(eps)).squareRoot()
+            scale[i] = Float(s)
+            shift[i] = Float(Double(bias.data[i]) - Double(runningMean.data[i]) * s)
+        }
+        return (scale, shift)
+    }
+
+    /// Folds an inference batch norm into the preceding convolution (or linear) layer: returns weight′, bias′ with
+    /// conv(x, weight′) + bias′ == bn(conv(x, weight) + bias). `weight` has the output channels first.
+    public static func foldBatchNorm(convWeight weight: FloatTensor, convBias: FloatTensor?,
+                                     bnWeight: FloatTensor, bnBias: FloatTensor,
+                                     runningMean: FloatTensor, runningVar: FloatTensor,
+                                     eps: Float = 1e-5) -> (weight: FloatTensor, bias: FloatTensor) {
+        let cout = weight.shape[0]
+        precondition(bnWeight.count == cout, "foldBatchNorm: conv has \(cout) output channels, BN \(bnWeight.count)")
+        let per = weight.count / Swift.max(cout, 1)
+        var w = weight
+        var b = [Float](repeating: 0, count: cout)
+        for o in 0..<cout {
+            let s = Double(bnWeight.data[o]) / (Double(runningVar.data[o]) + Double(eps)).squareRoot()
+            let base = o * per
+            for i in 0..<per { w.data[base + i] = Float(Double(weight.data[base + i]) * s) }
+            let cb = Double(convBias?.data[o] ?? 0)
+            b[o] = Float((cb - Double(runningMean.data[o])) * s + Double(bnBias.data[o]))
+        }
+        return (w, FloatTensor(shape: [cout], data: b))
+    }
+
+    /// `nn.LayerNorm(dim, eps)` over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias,
+    /// with the biased variance as PyTorch uses. Two-pass per row, parallel over rows.
+    public static func layerNorm(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor, eps: Float) -> FloatTensor {
+        let d = x.shape.last ?? 0
+        precondition(d > 0 && weight.count == d && bias.count == d, "layerNorm: last dim \(d), weight \(weight.shape), bias \(bias.shape)")
+        let rows = x.count / d
+        return FloatTensor(shape: x.shape) { ob in
+            let o = SendablePointer(ob.baseAddress!)
+            x.data.withUnsafeBufferPointer { xb in weight.data.withUnsafeBufferPointer { wb in bias.data.withUnsafeBufferPointer { bb in
+                let xp = SendableConstPointer(xb.baseAddress!), wp = SendableConstPointer(wb.baseAddress!)
+                let bp = SendableConstPointer(bb.baseAddress!)
+                Parallel.forEachChunk(rows, costPerItem: 4 * d) { range in
+                    for r in range {
+                        let src = xp.p + r * d, dst = o.p + r * d
+                        // Statistics accumulate in Double: rows with a large common offset keep their precision.
+                        var sum: Double = 0
+                        for i in 0..<d { sum += Double(src[i]) }
+                        let meanD = sum / Double(d)
+                        var sq: Double = 0
+                        for i in 0..<d { let t = Double(src[i]) - meanD; sq += t * t }
+                        let mean = Float(meanD)
+                        let inv = Float(1 / (sq / Double(d) + Double(eps)).squareRoot())
+                        for i in 0..<d { dst[i] = (src[i] - mean) * inv * wp.p[i] + bp.p[i] }
+                    }
+                }
+            }}}
+        }
+    }
+}

@@ -1,0 +1,87 @@
+extension Kernels {
+    /// `nn.MaxPool2d(kernel, stride, padding)` (dilation 1, floor mode): padded positions never win.
+    public static func maxPool2d(_ x: FloatTensor, kernel: Int, stride: Int? = nil, padding: Int = 0) -> FloatTensor {
+        precondition(x.rank == 4, "maxPool2d: expects [N, C, H, W], got \(x.shape)")
+        let s = stride ?? kernel
+        precondition(kernel > 0 && s > 0 && padding >= 0 && 2 * padding <= kernel,
+                     "maxPool2d: invalid kernel \(kernel) / stride \(s) / padding \(padding)")
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let ho = (h + 2 * padding - kernel) / s + 1, wo = (w + 2 * padding - kernel) / s + 1
+        precondition(ho > 0 && wo > 0, "maxPool2d: output would be empty for \(x.shape)")
+        return FloatTensor(shape: [n, c, ho, wo]) { ob in
+            let o = SendablePointer(ob.baseAddress!)
+            x.data.withUnsafeBufferPointer { xb in
+                let xp = SendableConstPointer(xb.baseAddress!)
+                Parallel.forEachChunk(n * c, costPerItem: ho * wo * kernel * kernel) { range in
+                    for plane in range {
+                        let src = xp.p + plane * h * w, dst = o.p + plane * ho * wo
+                        for oh in 0..<ho {
+                            let h0 = Swift.max(oh * s - padding, 0), h1 = Swift.min(oh * s - padding + kernel, h)
+                            for ow in 0..<wo {
+                                let w0 = Swift.max(ow * s - padding, 0), w1 = Swift.min(ow * s - padding + kernel, w)
+                                var m = -Float.infinity
+                                for ih in h0..<h1 {
+                                    let row = src + ih * w
+                                    for iw in w0..<w1 { let v = row[iw]; if v > m || v.isNaN { m = v } }
+                                }
+                                dst[oh * wo + ow] = m
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// PyTorch's adaptive pooling window along one axis: [floor(i·in/out), ceil((i+1)·in/out)).
+    @inlinable
+    public static func adaptiveWindow(_ i: Int, input: Int, output: Int) -> Range<Int> {
+        let start = (i * input) / output
+        let end = ((i + 1) * input + output - 1) / output
+        return start..<end
+    }
+
+    /// `nn.AdaptiveAvgPool2d((outH, outW))`.
+    public static func adaptiveAvgPool2d(_ x: FloatTensor, outputSize: (Int, Int)) -> FloatTensor {
+        adaptivePool(x, outputSize: outputSize, average: true)
+    }
+
+    /// `nn.AdaptiveMaxPool2d((outH, outW))`.
+    public static func adaptiveMaxPool2d(_ x: FloatTensor, outputSize: (Int, Int)) -> FloatTensor {
+        adaptivePool(x, outputSize: outputSize, average: false)
+    }
+
+    static func adaptivePool(_ x: FloatTensor, outputSize: (Int, Int), average: Bool) -> FloatTensor {
+        precondition(x.rank == 4, "adaptive pool: expects [N, C, H, W], got \(x.shape)")
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (ho, wo) = outputSize
+        precondition(ho > 0 && wo > 0 && h > 0 && w > 0, "adaptive pool: invalid sizes \(x.shape) → \(outputSize)")
+        return FloatTensor(shape: [n, c, ho, wo]) { ob in
+            let o = SendablePointer(ob.baseAddress!)
+            x.data.withUnsafeBufferPointer { xb in
+                let xp = SendableConstPointer(xb.baseAddress!)
+                Parallel.forEachChunk(n * c, costPerItem: h * w) { range in
+                    for plane in range {
+                        let src = xp.p + plane * h * w, dst = o.p + plane * ho * wo
+                        for oh in 0..<ho {
+                            let rows = adaptiveWindow(oh, input: h, output: ho)
+                            for ow in 0..<wo {
+                                let cols = adaptiveWindow(ow, input: w, output: wo)
+                                var acc: Float = average ? 0 : -.infinity
+                                for ih in rows {
+                                    let row = src + ih * w
+                                    if average {
+                                        for iw in cols { acc += row[iw] }
+                                    } else {
+                                        for iw in cols { let v = row[iw]; if v > acc || v.isNaN { acc = v } }
+                                    }
+                                }
+                                dst[oh * wo + ow] = average ? acc / Float(rows.count * cols.count) : acc
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
