@@ -2,7 +2,7 @@
 SWIFT ?= swift
 DEMO ?= Tests/CheckpointsTests/Fixtures/torch/demo_resnet_legacy.pth
 
-.PHONY: setup build release test demo clean
+.PHONY: setup build release test demo clean mappings
 
 setup:
 	@bash Tools/setup.sh
@@ -25,3 +25,7 @@ demo: release
 
 clean:
 	rm -rf .build
+
+# Re-embed Mappings/*.yaml into the binary after editing a table.
+mappings:
+	python3 Tools/embed_mappings.py

@@ -19,7 +19,7 @@ let package = Package(
 
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "CZip", "CHDF5"]),
-        .target(name: "WeightMapping", dependencies: ["TensorCore", "Checkpoints", "Yams"], resources: [.copy("Mappings")]),
+        .target(name: "WeightMapping", dependencies: ["TensorCore", "Checkpoints", "Yams"]),
         .target(name: "Models", dependencies: ["TensorCore"]),
         .target(name: "Verification", dependencies: ["TensorCore", "Checkpoints", "WeightMapping", "Models"]),
         .target(name: "WeightsCLI", dependencies: [

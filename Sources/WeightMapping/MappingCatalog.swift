@@ -34,15 +34,13 @@ public struct MappingCatalog: Sendable {
         return MappingCatalog(tables: tables)
     }
 
-    /// The shipped tables: `$WEIGHTS_MAPPINGS` if set, else the copy bundled with this module.
+    /// The shipped tables: those in `$WEIGHTS_MAPPINGS` if set (to try edited tables without rebuilding),
+    /// else the copy of `Mappings/` compiled into the binary.
     public static func standard() throws -> MappingCatalog {
         if let dir = ProcessInfo.processInfo.environment["WEIGHTS_MAPPINGS"], !dir.isEmpty {
             return try load(directory: dir)
         }
-        guard let url = Bundle.module.url(forResource: "Mappings", withExtension: nil) else {
-            throw MappingError("the bundled Mappings folder is missing; set WEIGHTS_MAPPINGS to the repository's Mappings/")
-        }
-        return try load(directory: url.path)
+        return MappingCatalog(tables: try BundledMappings.files.map { try MappingTable.parse($0.text, file: "Mappings/" + $0.name) })
     }
 
     public func table(named name: String) -> MappingTable? { tables.first { $0.name == name } }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import Checkpoints
 import TensorCore
@@ -37,11 +38,16 @@ final class MappingTableTests: XCTestCase {
     }
 
     func testShippedTablesParse() throws {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Mappings").standardized.path
+        let dir = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../../Mappings")
         let catalog = try MappingCatalog.load(directory: dir)
         XCTAssertEqual(Set(catalog.tables.map(\.name)), ["resnet.torchvision", "resnet_cbam.torchvision-merge", "resnet.h5-groups",
                                                          "vit.timm", "vit.jax-npz", "vit.hf-transformers"])
-        // The bundled copy is the same set.
+        // The copy compiled into the binary is byte-for-byte the folder (rerun Tools/embed_mappings.py if not).
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertEqual(BundledMappings.files.map(\.name), files)
+        for (name, text) in BundledMappings.files {
+            XCTAssertEqual(text, try String(contentsOfFile: dir + "/" + name, encoding: .utf8), "\(name) differs from its embedded copy: run Tools/embed_mappings.py")
+        }
         XCTAssertEqual(Set(try MappingCatalog.standard().tables.map(\.name)), Set(catalog.tables.map(\.name)))
     }
 
@@ -51,7 +57,7 @@ final class MappingTableTests: XCTestCase {
             family: vit
             rules:
               - target: blocks.{i}.qkv.weight
-                sources: [enc_{i}.q.kernel, enc_{i}.k.kernel, enc_{i}.v.kernel]
+                sources: ["enc_{i}.q.kernel", "enc_{i}.k.kernel", "enc_{i}.v.kernel"]
                 each: [{flatten: [1, 2]}, transpose]
                 concat: 0
             """, file: "t.yaml")
@@ -73,7 +79,7 @@ final class MappingTableTests: XCTestCase {
             name: t
             family: vit
             rules:
-              - targets: [l.{i}.q, l.{i}.k, l.{i}.v]
+              - targets: ["l.{i}.q", "l.{i}.k", "l.{i}.v"]
                 source: blocks.{i}.qkv
                 split: {dim: 0, sections: 3}
             """, file: "t.yaml")
