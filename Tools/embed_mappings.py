@@ -18,7 +18,7 @@ for name in sorted(os.listdir(src)):
     text = open(os.path.join(src, name), encoding="utf-8").read()
     if '"""#' in text:
         sys.exit(f"{name}: contains a raw-string terminator")
-    lines.append(f'        ("{name}", #"""\n{text}"""#),')
+    lines.append(f'        ("{name}", #"""\n{text}\n"""#),')
 lines += ["    ]", "}", ""]
 new = "\n".join(lines)
 if not os.path.exists(out) or open(out, encoding="utf-8").read() != new:

@@ -17,6 +17,7 @@ detect:
   format: [hdf5]
 identity: true
 optional: ["*.num_batches_tracked"]
+
 """#),
         ("resnet.torchvision.yaml", #"""
 # torchvision ResNet checkpoints (resnet18-5c106cde.pth and kin, zip or legacy) onto our ResNet models.
@@ -37,6 +38,7 @@ identity: true
 # torchvision files written before BatchNorm gained num_batches_tracked (such as resnet18-5c106cde.pth) lack it;
 # PyTorch's BatchNorm then keeps its own counter, and so do we.
 optional: ["*.num_batches_tracked"]
+
 """#),
         ("resnet_cbam.torchvision-merge.yaml", #"""
 # A plain torchvision ResNet checkpoint onto the CBAM-ResNet of the seed document, as its
@@ -57,6 +59,7 @@ detect:
   format: [pytorch-zip, pytorch-legacy, safetensors]
 identity: true
 optional: ["*.num_batches_tracked"]
+
 """#),
         ("vit.hf-transformers.yaml", #"""
 # Hugging Face transformers ViT (`ViTModel`, `ViTForImageClassification`; `pytorch_model.bin` or
@@ -125,6 +128,7 @@ rules:
     source: classifier.weight
   - target: head.bias
     source: classifier.bias
+
 """#),
         ("vit.jax-npz.yaml", #"""
 # Google's original JAX/Flax ViT release (`ViT-B_16.npz`, `imagenet21k/ViT-B_16.npz`) onto the timm-layout
@@ -201,6 +205,7 @@ rules:
     transforms: [transpose]
   - target: head.bias
     source: head.bias
+
 """#),
         ("vit.timm.yaml", #"""
 # timm VisionTransformer checkpoints, including the JAX-converted `jx_vit_base_patch16_224_in21k-e5005f0a.pth`
@@ -214,6 +219,7 @@ strip_prefixes: ["module."]
 detect:
   require: [cls_token, pos_embed, patch_embed.proj.weight, "blocks.{i}.attn.qkv.weight"]
 identity: true
+
 """#),
     ]
 }
