@@ -1,0 +1,196 @@
+import Foundation
+import TensorCore
+
+/// Whether a registered tensor is trained (`nn.Parameter`) or a buffer (`running_mean`, `num_batches_tracked`).
+public enum ParameterKind: String, Sendable, Hashable {
+    case parameter, buffer
+}
+
+/// One registered tensor: its upstream key, shape and dtype (float32, or int64 for `num_batches_tracked`).
+public struct ParameterSpec: Sendable, Hashable, CustomStringConvertible {
+    public var key: String
+    public var shape: [Int]
+    public var dtype: DType
+    public var kind: ParameterKind
+
+    public init(key: String, shape: [Int], dtype: DType = .float32, kind: ParameterKind = .parameter) {
+        self.key = key; self.shape = shape; self.dtype = dtype; self.kind = kind
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var description: String { "\(key) \(shape) \(dtype.rawValue)\(kind == .buffer ? " (buffer)" : "")" }
+}
+
+/// Walks a model's tensors in PyTorch `state_dict()` order under their upstream keys.
+///
+/// Layers call `tensor(_:_:kind:)`, `int64(_:_:)` and `child(_:_:)`; a visitor implements the two `visit`
+/// requirements and keeps `scope` (the key components of the layer being visited). Visitors receive `inout`
+/// access, so the same walk reads (listing, `get`) and writes (`set`, initialisation).
+public protocol ParameterVisitor {
+    var scope: [String] { get set }
+    mutating func visit(key: String, tensor: inout FloatTensor, kind: ParameterKind)
+    /// An int64 scalar buffer (shape []), e.g. BatchNorm's `num_batches_tracked`.
+    mutating func visit(key: String, int64: inout Int64)
+}
+
+/// Anything with registered tensors: layers and models.
+public protocol ParameterContainer {
+    mutating func visitParameters(_ v: inout some ParameterVisitor)
+}
+
+extension ParameterVisitor {
+    /// Full key of `name` in the current scope (`layer1.0.bn1` + `weight`).
+    public func key(_ name: String) -> String { scope.isEmpty ? name : scope.joined(separator: ".") + "." + name }
+
+    public mutating func tensor(_ name: String, _ t: inout FloatTensor, kind: ParameterKind = .parameter) {
+        visit(key: key(name), tensor: &t, kind: kind)
+    }
+
+    public mutating func int64(_ name: String, _ value: inout Int64) {
+        visit(key: key(name), int64: &value)
+    }
+
+    /// Visits a sub-layer under `name` (which may itself contain dots, e.g. `downsample.0`).
+    public mutating func child<L: ParameterContainer>(_ name: String, _ layer: inout L) {
+        scope.append(name)
+        layer.visitParameters(&self)
+        scope.removeLast()
+    }
+
+    /// Visits an optional sub-layer; absent layers register nothing (PyTorch's `None` / `nn.Identity`).
+    public mutating func child<L: ParameterContainer>(_ name: String, _ layer: inout L?) {
+        guard var l = layer else { return }
+        layer = nil  // keep the buffer uniquely referenced while it is visited
+        child(name, &l)
+        layer = l
+    }
+
+    /// Visits an `nn.Sequential` / `nn.ModuleList` of layers under `name.0`, `name.1`, …
+    public mutating func children<L: ParameterContainer>(_ name: String, _ layers: inout [L]) {
+        scope.append(name)
+        for i in layers.indices { child(String(i), &layers[i]) }
+        scope.removeLast()
+    }
+}
+
+/// Errors of the model layer; each carries the key and what was expected vs found.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    case unknownModel(name: String, available: [String])
+    case unknownParameter(key: String, model: String, suggestion: String?)
+    case shapeMismatch(key: String, expected: [Int], found: [Int])
+    case dtypeMismatch(key: String, expected: DType, found: DType)
+    case invalidValue(key: String, reason: String)
+    case invalidInput(model: String, expected: String, found: [Int])
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case let .unknownModel(name, available):
+            let hint = ModelError.nearest(name, in: available).map { " (did you mean '\($0)'?)" } ?? ""
+            return "unknown model '\(name)'\(hint); available: \(available.joined(separator: ", "))"
+        case let .unknownParameter(key, model, suggestion):
+            return "model \(model) has no parameter '\(key)'" + (suggestion.map { " (did you mean '\($0)'?)" } ?? "")
+        case let .shapeMismatch(key, expected, found):
+            return "parameter '\(key)': expected shape \(expected), found \(found)"
+        case let .dtypeMismatch(key, expected, found):
+            return "parameter '\(key)': expected dtype \(expected.rawValue), found \(found.rawValue)"
+        case let .invalidValue(key, reason):
+            return "parameter '\(key)': \(reason)"
+        case let .invalidInput(model, expected, found):
+            return "model \(model): expected input \(expected), found shape \(found)"
+        case let .invalidConfiguration(reason):
+            return "invalid model configuration: \(reason)"
+        }
+    }
+
+    /// The candidate with the smallest edit distance, if it is reasonably close.
+    static func nearest(_ s: String, in candidates: [String]) -> String? {
+        var best: (String, Int)?
+        for c in candidates {
+            let d = editDistance(Array(s.utf8), Array(c.utf8))
+            if best == nil || d < best!.1 { best = (c, d) }
+        }
+        guard let (c, d) = best, d <= max(2, s.utf8.count / 4) else { return nil }
+        return c
+    }
+
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty { return b.count }
+        var prev = Array(0...b.count), cur = prev
+        for i in 1...a.count {
+            cur[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&prev, &cur)
+        }
+        return prev[b.count]
+    }
+}
+
+/// Deterministic SplitMix64 generator for seeded initialisation (same seed → same weights on every platform).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    public private(set) var state: UInt64
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [−bound, bound).
+    public mutating func uniform(_ bound: Float) -> Float {
+        let u = Float(next() >> 40) * (1 / Float(1 << 24))  // [0, 1)
+        return (2 * u - 1) * bound
+    }
+
+    /// Normal(0, std) truncated to ±2·std (as timm's `trunc_normal_` does), by Box–Muller with rejection.
+    public mutating func truncatedNormal(std: Float) -> Float {
+        while true {
+            let u1 = max(Double(next() >> 11) * 0x1p-53, 1e-300), u2 = Double(next() >> 11) * 0x1p-53
+            let z = (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * Double.pi * u2)
+            if abs(z) <= 2 { return Float(z) * std }
+        }
+    }
+
+    public mutating func uniformTensor(_ shape: [Int], bound: Float) -> FloatTensor {
+        let n = shape.reduce(1, *)
+        var data = [Float](repeating: 0, count: n)
+        for i in 0..<n { data[i] = uniform(bound) }
+        return FloatTensor(shape: shape, data: data)
+    }
+
+    public mutating func normalTensor(_ shape: [Int], std: Float) -> FloatTensor {
+        let n = shape.reduce(1, *)
+        var data = [Float](repeating: 0, count: n)
+        for i in 0..<n { data[i] = truncatedNormal(std: std) }
+        return FloatTensor(shape: shape, data: data)
+    }
+}
+
+/// A value derived from parameters (e.g. convolution weights with batch norm folded in), computed on first use.
+///
+/// Layers hold one in a stored property and replace it with a fresh instance in `didSet` of every parameter it
+/// depends on, so a copy of a model never sees a stale value and setting a weight invalidates exactly the
+/// layers that use it. Thread-safe: concurrent forwards compute the value once. Not a parameter: its mirror is
+/// empty so parameter-coverage walks skip it.
+public final class DerivedCache<Value: Sendable>: @unchecked Sendable, CustomReflectable {
+    private let lock = NSLock()
+    private var value: Value?
+
+    public init() {}
+
+    public func get(_ make: () -> Value) -> Value {
+        lock.lock()
+        defer { lock.unlock() }
+        if let value { return value }
+        let v = make()
+        value = v
+        return v
+    }
+
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
+}
