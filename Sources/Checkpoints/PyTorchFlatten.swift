@@ -1,0 +1,197 @@
+/// Flattens an unpickled checkpoint into dotted names, iteratively.
+///
+/// Dicts, OrderedDicts, lists, tuples and sets nest to any depth (up to `maxDepth`): keys and indices become name
+/// components (`state_dict.layer1.0.conv1.weight`, `optimizer.state.0.momentum_buffer`). A pickled `nn.Module`
+/// contributes exactly what `module.state_dict()` would: its `_parameters`, then its persistent `_buffers`,
+/// then each child module, skipping None entries. Non-tensor leaves become metadata. Order is pickle order.
+struct PickleFlattener {
+    var maxDepth = 1000
+    /// Values visited (shared sub-graphs are visited once per path, so this bounds DAG blow-ups).
+    var maxVisits = 20_000_000
+    /// Total bytes of emitted names.
+    var maxNameBytes = 256 << 20
+
+    /// Builds the entry of a tensor found at `name`.
+    let makeTensor: (_ name: String, _ tensor: TorchTensorRef) throws -> TensorEntry
+
+    struct Output {
+        var tensors: [TensorEntry] = []
+        var metadata: [MetadataEntry] = []
+    }
+
+    private struct Frame {
+        var children: [(String, PickleValue)]
+        var next = 0
+        var prefix: String
+        var depth: Int
+    }
+
+    func flatten(_ root: PickleValue) throws -> Output {
+        var out = Output()
+        var seen = Set<String>()
+        var visits = 0
+        var nameBytes = 0
+        var frames: [Frame] = []
+
+        func emit(_ name: String, _ v: PickleValue) throws {
+            nameBytes += name.utf8.count
+            guard nameBytes <= maxNameBytes else {
+                throw CheckpointError("flattened names exceed \(maxNameBytes) bytes (a pickle that shares containers too often?)", key: String(name.prefix(200)))
+            }
+            guard seen.insert(name).inserted else {
+                throw CheckpointError("two entries flatten to the same name", key: name)
+            }
+            switch v {
+            case .tensor(let t):
+                out.tensors.append(try makeTensor(name, t))
+            case .storage(let s):
+                let t = TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1])
+                out.tensors.append(try makeTensor(name, t))
+            case .invalid(let message):
+                throw CheckpointError(message, key: name)
+            default:
+                out.metadata.append(MetadataEntry(name: name, value: Self.metaValue(v)))
+            }
+        }
+
+        /// Visits `v` at `name`: containers push a frame, leaves are emitted.
+        func visit(_ name: String, _ v: PickleValue, depth: Int) throws {
+            visits += 1
+            guard visits <= maxVisits else {
+                throw CheckpointError("checkpoint has more than \(maxVisits) values to flatten (a pickle that shares containers too often?)")
+            }
+            guard let children = try Self.children(of: v, name: name) else {
+                try emit(name, v)
+                return
+            }
+            guard depth < maxDepth else {
+                throw CheckpointError("containers nested deeper than \(maxDepth) levels (or a container that contains itself)",
+                                      key: String(name.prefix(200)) + (name.count > 200 ? "…" : ""))
+            }
+            if !children.isEmpty { frames.append(Frame(children: children, prefix: name, depth: depth + 1)) }
+        }
+
+        // The root: a bare tensor is named "tensor", any other bare leaf "value".
+        switch root {
+        case .tensor, .storage: try emit("tensor", root)
+        default:
+            if try Self.children(of: root, name: "") == nil { try emit("value", root) } else { try visit("", root, depth: 0) }
+        }
+        while !frames.isEmpty {
+            let i = frames.count - 1
+            guard frames[i].next < frames[i].children.count else {
+                frames.removeLast()
+                continue
+            }
+            let (component, value) = frames[i].children[frames[i].next]
+            frames[i].next += 1
+            let prefix = frames[i].prefix
+            try visit(prefix.isEmpty ? component : prefix + "." + component, value, depth: frames[i].depth)
+        }
+        return out
+    }
+
+    /// The named children of a container, or nil for a leaf.
+    static func children(of v: PickleValue, name: String) throws -> [(String, PickleValue)]? {
+        switch v {
+        case .dict(let d):
+            return try dictChildren(d, name: name)
+        case .list(let l):
+            return l.items.enumerated().map { (String($0.offset), $0.element) }
+        case .tuple(let t):
+            return t.items.enumerated().map { (String($0.offset), $0.element) }
+        case .set(let s):
+            return s.items.enumerated().map { (String($0.offset), $0.element) }
+        case .object(let o):
+            if o.isModuleLike, let state = o.stateDict { return try moduleChildren(state, name: name) }
+            if let d = o.dictItems, d.count > 0 { return try dictChildren(d, name: name) }
+            if !o.listItems.isEmpty { return o.listItems.enumerated().map { (String($0.offset), $0.element) } }
+            if let state = o.stateDict { return try dictChildren(state, name: name) }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    static func dictChildren(_ d: PickleDict, name: String) throws -> [(String, PickleValue)] {
+        var out: [(String, PickleValue)] = []
+        out.reserveCapacity(d.count)
+        for (k, v) in zip(d.keys, d.values) {
+            guard let component = keyText(k) else {
+                throw CheckpointError("dict key of type \(k.kindName) cannot be part of a name", key: name.isEmpty ? nil : name)
+            }
+            out.append((component, v))
+        }
+        return out
+    }
+
+    /// What `nn.Module.state_dict()` contributes for one module, given its pickled `__dict__`.
+    static func moduleChildren(_ state: PickleDict, name: String) throws -> [(String, PickleValue)] {
+        var out: [(String, PickleValue)] = []
+        var nonPersistent = Set<String>()
+        if let np = state.get("_non_persistent_buffers_set") {
+            for item in TorchGlobals.iterableItems(np) {
+                if case .string(let s) = item { nonPersistent.insert(s) }
+            }
+            if case .object(let o) = np { // a set subclass rebuilt inertly
+                for item in TorchGlobals.iterableItems(o.args.first) { if case .string(let s) = item { nonPersistent.insert(s) } }
+            }
+        }
+        func entries(_ field: String) throws -> [(String, PickleValue)] {
+            guard let v = state.get(field) else { return [] }
+            let items: [(String, PickleValue)]
+            switch v {
+            case .dict(let d): items = try dictChildren(d, name: name)
+            case .object(let o):
+                if let d = o.dictItems { items = try dictChildren(d, name: name) } else { items = [] }
+            case .none: items = []
+            default: throw CheckpointError("module field \(field) is \(v.kindName), expected a dict", key: name.isEmpty ? nil : name)
+            }
+            return items.filter { if case .none = $0.1 { return false } else { return true } }
+        }
+        out += try entries("_parameters")
+        out += try entries("_buffers").filter { !nonPersistent.contains($0.0) }
+        out += try entries("_modules")
+        return out
+    }
+
+    /// A dict key as a name component: strings as they are, integers in decimal.
+    static func keyText(_ k: PickleValue) -> String? {
+        switch k {
+        case .string(let s): return s
+        case .int(let i): return String(i)
+        case .bigInt(let s): return s
+        case .bool(let b): return b ? "True" : "False"
+        case .float(let d): return String(d)
+        case .none: return "None"
+        case .bytes(let b): return PickleText.utf8OrLatin1(b)
+        case .dtype(let d): return "torch.\(d)"
+        case .global(let g): return g.qualifiedName
+        case .tuple(let t):
+            var parts: [String] = []
+            for i in t.items {
+                if case .tuple = i { return nil }   // one level only: no recursion on input
+                guard let p = keyText(i) else { return nil }
+                parts.append(p)
+            }
+            return "(" + parts.joined(separator: ", ") + ")"
+        default: return nil
+        }
+    }
+
+    static func metaValue(_ v: PickleValue) -> MetaValue {
+        switch v {
+        case .none: return .none
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .bigInt(let s): return .bigInt(s)
+        case .float(let d): return .float(d)
+        case .string(let s): return .string(s)
+        case .bytes(let b): return .bytes(b)
+        case .dtype(let d): return .string("torch.\(d)")
+        case .global(let g): return .string(g.qualifiedName)
+        case .object(let o): return .string("<\(o.typeName) object>")
+        default: return .string("<\(v.kindName)>")
+        }
+    }
+}
