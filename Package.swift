@@ -4,7 +4,7 @@ import PackageDescription
 let package = Package(
     name: "weights",
     products: [
-        .library(name: "Weights", targets: ["TensorCore", "Checkpoints", "WeightMapping", "Models", "Verification"]),
+        .library(name: "Weights", targets: ["Weights"]),
         .executable(name: "weights", targets: ["weights"]),
     ],
     dependencies: [
@@ -22,8 +22,10 @@ let package = Package(
         .target(name: "WeightMapping", dependencies: ["TensorCore", "Checkpoints", "Yams"]),
         .target(name: "Models", dependencies: ["TensorCore"]),
         .target(name: "Verification", dependencies: ["TensorCore", "Checkpoints", "WeightMapping", "Models"]),
+        // The library API: re-exports the modules above and joins models to the loader.
+        .target(name: "Weights", dependencies: ["TensorCore", "Checkpoints", "WeightMapping", "Models", "Verification"]),
         .target(name: "WeightsCLI", dependencies: [
-            "TensorCore", "Checkpoints", "WeightMapping", "Models", "Verification",
+            "Weights",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "weights", dependencies: ["WeightsCLI"]),
@@ -32,7 +34,7 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WeightMappingTests", dependencies: ["WeightMapping", "Checkpoints", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VerificationTests", dependencies: ["Verification", "Models", "WeightMapping", "Checkpoints", "TensorCore"]),
+        .testTarget(name: "VerificationTests", dependencies: ["Weights"]),
         .testTarget(name: "WeightsCLITests", dependencies: ["WeightsCLI", "Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -26,7 +26,6 @@ optional: ["*.num_batches_tracked"]
 format: 1
 name: resnet.torchvision
 family: resnet
-models: [resnet18, resnet34]
 description: torchvision ResNet state dict (conv1, bn1, layer1-4 BasicBlocks, fc)
 roots: [state_dict, model, ""]
 strip_prefixes: ["module."]
@@ -49,7 +48,7 @@ optional: ["*.num_batches_tracked"]
 format: 1
 name: resnet_cbam.torchvision-merge
 family: resnet
-models: ["resnet*_cbam"]
+models: ["resnet*_cbam*"]
 description: torchvision ResNet (or CBAM-ResNet) state dict onto CBAM-ResNet; attention weights kept from the model
 auto: false
 roots: [state_dict, model, ""]

@@ -58,7 +58,12 @@ public struct MappingCatalog: Sendable {
             throw MappingError("no mapping table named '\(n)' (tables: \(tables.map(\.name).joined(separator: ", "))) and no such file")
         case .auto:
             // With a model named, every table serving it may be picked; without, only tables marked `auto`.
-            let candidates = tables.filter { ($0.auto || model != nil) && $0.serves(model: model, family: family) && $0.detects(sd) }
+            var candidates = tables.filter { ($0.auto || model != nil) && $0.serves(model: model, family: family) && $0.detects(sd) }
+            // A table that names the model (`models:`) wins over family-wide tables that also recognise the file.
+            if candidates.count > 1, model != nil {
+                let specific = candidates.filter { !$0.models.isEmpty }
+                if specific.count == 1 { candidates = specific }
+            }
             if candidates.count == 1 { return candidates[0] }
             if candidates.count > 1 {
                 throw MappingError("\(sd.file): several mapping tables recognise this file: \(candidates.map { "\($0.name) (\($0.file))" }.joined(separator: ", ")); choose one with --mapping")

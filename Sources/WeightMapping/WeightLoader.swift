@@ -71,4 +71,34 @@ public enum WeightLoader {
         let values = expected.compactMap { p in provided[p.key].map { (key: p.key, tensor: $0.tensor) } }
         return LoadResult(values: values, report: report)
     }
+
+    /// The strict-policy report for one mapped file, from names and shapes only (no tensor data is read).
+    public static func check(_ result: MappingResult, expected: [ExpectedParameter]) -> LoadReport {
+        var report = LoadReport(policy: .strict)
+        report.files.append(.init(file: result.file, format: result.format.rawValue, table: result.table, root: result.root))
+        report.ignored = result.ignored.map { .init(key: $0.key, file: result.file, rule: $0.rule) }
+        let shapes = Dictionary(expected.map { ($0.key, $0.shape) }, uniquingKeysWith: { a, _ in a })
+        var provided = Set<String>()
+        var unused = result.unused
+        for t in result.targets {
+            guard let shape = shapes[t.key] else { unused.append(t.key); continue }
+            if shape != t.entry.shape {
+                report.mismatched.append(.init(key: t.key, expected: shape, found: t.entry.shape, file: result.file, sources: t.sources))
+            } else {
+                provided.insert(t.key)
+                report.applied.append(.init(key: t.key, sources: t.sources, file: result.file, rule: t.rule))
+            }
+        }
+        let mismatched = Set(report.mismatched.map(\.key))
+        let notProvided = expected.map(\.key).filter { !provided.contains($0) && !mismatched.contains($0) }
+        for key in notProvided {
+            if result.optional.contains(where: { $0.match(key) != nil }) {
+                report.kept.append(key)
+            } else {
+                report.missing.append(.init(key: key, suggestion: didYouMean(key, among: unused)))
+            }
+        }
+        report.unused = unused.map { .init(key: $0, file: result.file, suggestion: didYouMean($0, among: notProvided)) }
+        return report
+    }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
-import Checkpoints
+import Weights
 import Foundation
-import TensorCore
 
 struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -27,17 +26,14 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .long, help: "Only the subtree under this dotted path (e.g. state_dict).")
     var key: String?
 
-    @Option(name: .long, help: "Key mapping table: none keeps the flattened checkpoint names.")
-    var mapping: String = "none"
+    @Option(name: .long, help: "Mapping table: auto (detect; keep the names when no table recognises the file), none (keep the flattened checkpoint names), a table name, or a table file.")
+    var mapping: String = "auto"
+
+    @Option(name: .long, help: "Target model (see `weights models`): the output must then load onto it under strict.")
+    var model: String?
 
     @Flag(name: .long, help: "Overwrite an existing output file.")
     var force = false
-
-    func validate() throws {
-        guard mapping == "none" else {
-            throw ValidationError("--mapping '\(mapping)': only 'none' is available in this version")
-        }
-    }
 
     func run() throws {
         let outPath = output ?? Self.defaultOutput(for: input, to: to)
@@ -48,9 +44,12 @@ struct ConvertCommand: ParsableCommand {
         if fm.fileExists(atPath: outPath) && !force {
             throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
         }
-        let sd = try Checkpoint.open(input, key: key)
+        let source = try Checkpoint.open(input, key: key)
+        let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: model)
         let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
-        let meta = Self.provenance(sd, key: key)
+        var meta = Self.provenance(source, key: key)
+        if let tableName { meta["mapping_table"] = tableName }
+        if let model { meta["model"] = model }
 
         let inputSize = (try? fm.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
         let bar = ProgressBar(total: Self.outputBytes(sd, cast: cast), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
@@ -68,9 +67,35 @@ struct ConvertCommand: ParsableCommand {
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
         let written = (try? fm.attributesOfItem(atPath: outPath)[.size] as? Int) ?? 0
-        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
+        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))" + (tableName.map { ", mapping \($0)" } ?? ""))
         print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(written))  time: \(String(format: "%.2f", seconds)) s")
         if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
+    }
+
+    /// The checkpoint seen through the chosen table (names unchanged for `none`), and the table's name.
+    /// With a model, the mapped tensors must cover the model exactly (what `strict` loading needs).
+    static func mapped(_ sd: StateDict, mapping: MappingChoice, model: String?) throws -> (StateDict, String?) {
+        if mapping == .none && model == nil { return (sd, nil) }
+        let entry = try model.map { try ModelRegistry.entry($0) }
+        let expected = entry.map { $0.parameterSpecs.map { ExpectedParameter(key: $0.key, shape: $0.shape, dtype: $0.dtype) } }
+        let keys = expected.map { Set($0.map(\.key)) }
+        let catalog = try MappingCatalog.standard()
+        let table: MappingTable
+        do {
+            table = try catalog.resolve(mapping, for: sd, model: model, family: entry?.architecture.mappingFamily, expectedKeys: keys)
+        } catch let e as MappingError where mapping == .auto && model == nil && e.description.contains("no mapping table recognises") {
+            FileHandle.standardError.write(Data("note: no mapping table recognises \(sd.file); keeping the checkpoint's names (--mapping none)\n".utf8))
+            return (sd, nil)
+        }
+        let result = try table.apply(to: sd, expectedKeys: keys)
+        if let expected {
+            let report = WeightLoader.check(result, expected: expected)
+            if !report.succeeded {
+                FileHandle.standardError.write(Data(report.rendered().utf8))
+                throw CLIFailure("\(sd.file): mapped through \(table.name), the tensors do not load onto \(model!) under strict: \(report.problems.joined(separator: "; "))")
+            }
+        }
+        return (result.stateDict, table.name)
     }
 
     static func defaultOutput(for input: String, to: Target) -> String {

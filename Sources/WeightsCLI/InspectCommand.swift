@@ -1,5 +1,5 @@
 import ArgumentParser
-import Checkpoints
+import Weights
 import Foundation
 
 struct InspectCommand: ParsableCommand {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Checkpoints
+import Weights
 import Foundation
 
 /// The `weights` root command.
@@ -7,7 +7,7 @@ public struct WeightsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "weights",
         abstract: "Read, convert and verify PyTorch, safetensors, HDF5 and numpy checkpoints — no Python needed.",
-        subcommands: [InspectCommand.self, ConvertCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, VerifyCommand.self, ModelsCommand.self, MappingsCommand.self, BenchCommand.self]
     )
     public init() {}
 
@@ -21,8 +21,14 @@ public struct WeightsCommand: ParsableCommand {
             FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
             Foundation.exit(1)
         } catch let e as CLIFailure {
-            FileHandle.standardError.write(Data("error: \(e.message)\n".utf8))
+            if !e.message.isEmpty { FileHandle.standardError.write(Data("error: \(e.message)\n".utf8)) }
             Foundation.exit(e.code)
+        } catch let e as MappingError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            Foundation.exit(1)
+        } catch let e as ModelError {
+            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            Foundation.exit(1)
         } catch {
             exit(withError: error)
         }
