@@ -35,8 +35,8 @@ public enum ModelRegistry {
 
     /// The tiny configurations of `Tools/make_model_fixtures.py` (same code paths, small widths) — for tests and
     /// CLI parity runs on the committed fixtures.
-    public static let tinyResNet18 = ResNetConfig(name: "resnet18_tiny", layers: [2, 2, 2, 2], widths: [8, 16, 32, 64], numClasses: 10)
-    public static let tinyResNet18CBAM = ResNetConfig(name: "resnet18_cbam_tiny", layers: [2, 2, 2, 2], widths: [16, 32, 64, 128],
+    public static let tinyResNet18 = ResNetConfig(name: "resnet18_tiny", layers: [2, 2, 2, 2], widths: [4, 8, 16, 32], numClasses: 10)
+    public static let tinyResNet18CBAM = ResNetConfig(name: "resnet18_cbam_tiny", layers: [2, 2, 2, 2], widths: [16, 16, 32, 32],
                                                       numClasses: 10, cbam: true)
     public static let tinyViT = ViTConfig(name: "vit_tiny_patch8_32", imgSize: 32, patchSize: 8, numClasses: 10, embedDim: 32,
                                           depth: 2, numHeads: 4, representationSize: 16)
@@ -54,8 +54,8 @@ public enum ModelRegistry {
                            summary: "timm ViT \(c.embedDim)d×\(c.depth), patch \(c.patchSize), \(c.numClasses) classes\(head)"))
         }
         e += [
-            Entry(name: tinyResNet18.name, architecture: .resnet(tinyResNet18), summary: "test config: ResNet-18 widths [8,16,32,64], 10 classes"),
-            Entry(name: tinyResNet18CBAM.name, architecture: .resnet(tinyResNet18CBAM), summary: "test config: CBAM-ResNet-18 widths [16,32,64,128], 10 classes"),
+            Entry(name: tinyResNet18.name, architecture: .resnet(tinyResNet18), summary: "test config: ResNet-18 widths [4,8,16,32], 10 classes"),
+            Entry(name: tinyResNet18CBAM.name, architecture: .resnet(tinyResNet18CBAM), summary: "test config: CBAM-ResNet-18 widths [16,16,32,32], 10 classes"),
             Entry(name: tinyViT.name, architecture: .vit(tinyViT), summary: "test config: ViT img 32, patch 8, dim 32, depth 2, 4 heads, pre_logits 16"),
         ]
         return e
