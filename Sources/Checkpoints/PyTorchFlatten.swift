@@ -7,9 +7,11 @@
 struct PickleFlattener {
     var maxDepth = 1000
     /// Values visited (shared sub-graphs are visited once per path, so this bounds DAG blow-ups).
-    var maxVisits = 20_000_000
+    var maxVisits = 10_000_000
     /// Total bytes of emitted names.
-    var maxNameBytes = 256 << 20
+    var maxNameBytes = 64 << 20
+    /// Tensors plus metadata entries.
+    var maxEntries = 1_000_000
 
     /// Builds the entry of a tensor found at `name`.
     let makeTensor: (_ name: String, _ tensor: TorchTensorRef) throws -> TensorEntry
@@ -19,8 +21,38 @@ struct PickleFlattener {
         var metadata: [MetadataEntry] = []
     }
 
+    /// The children of one container, enumerated lazily (a million-item list is not copied into name pairs).
+    enum Children {
+        /// Items named by their index.
+        case items([PickleValue])
+        /// Dict entries named by their keys.
+        case dict(keys: [PickleValue], values: [PickleValue])
+        /// Already-named entries (a module's state_dict contributions).
+        case named([(String, PickleValue)])
+
+        var count: Int {
+            switch self {
+            case .items(let v): return v.count
+            case .dict(let k, _): return k.count
+            case .named(let n): return n.count
+            }
+        }
+
+        func child(_ i: Int, of name: String) throws -> (String, PickleValue) {
+            switch self {
+            case .items(let v): return (String(i), v[i])
+            case .dict(let keys, let values):
+                guard let component = PickleFlattener.keyText(keys[i]) else {
+                    throw CheckpointError("dict key of type \(keys[i].kindName) cannot be part of a name", key: name.isEmpty ? nil : name)
+                }
+                return (component, values[i])
+            case .named(let n): return n[i]
+            }
+        }
+    }
+
     private struct Frame {
-        var children: [(String, PickleValue)]
+        var children: Children
         var next = 0
         var prefix: String
         var depth: Int
@@ -35,8 +67,12 @@ struct PickleFlattener {
 
         func emit(_ name: String, _ v: PickleValue) throws {
             nameBytes += name.utf8.count
+            let shortName = name.count > 60 ? String(name.prefix(60)) + "…" : name
+            guard seen.count < maxEntries else {
+                throw CheckpointError("checkpoint flattens to more than \(maxEntries) tensors and metadata entries", key: shortName)
+            }
             guard nameBytes <= maxNameBytes else {
-                throw CheckpointError("flattened names exceed \(maxNameBytes) bytes (a pickle that shares containers too often?)", key: String(name.prefix(200)))
+                throw CheckpointError("flattened names exceed \(maxNameBytes) bytes (is the pickle sharing containers many times over?)", key: shortName)
             }
             guard seen.insert(name).inserted else {
                 throw CheckpointError("two entries flatten to the same name", key: name)
@@ -58,7 +94,7 @@ struct PickleFlattener {
         func visit(_ name: String, _ v: PickleValue, depth: Int) throws {
             visits += 1
             guard visits <= maxVisits else {
-                throw CheckpointError("checkpoint has more than \(maxVisits) values to flatten (a pickle that shares containers too often?)")
+                throw CheckpointError("checkpoint has more than \(maxVisits) values to flatten (is it sharing containers many times over?)")
             }
             guard let children = try Self.children(of: v, name: name) else {
                 try emit(name, v)
@@ -66,9 +102,9 @@ struct PickleFlattener {
             }
             guard depth < maxDepth else {
                 throw CheckpointError("containers nested deeper than \(maxDepth) levels (or a container that contains itself)",
-                                      key: String(name.prefix(200)) + (name.count > 200 ? "…" : ""))
+                                      key: name.count > 60 ? String(name.prefix(60)) + "…" : name)
             }
-            if !children.isEmpty { frames.append(Frame(children: children, prefix: name, depth: depth + 1)) }
+            if children.count > 0 { frames.append(Frame(children: children, prefix: name, depth: depth + 1)) }
         }
 
         // The root: a bare tensor is named "tensor", any other bare leaf "value".
@@ -83,30 +119,32 @@ struct PickleFlattener {
                 frames.removeLast()
                 continue
             }
-            let (component, value) = frames[i].children[frames[i].next]
-            frames[i].next += 1
             let prefix = frames[i].prefix
+            let (component, value) = try frames[i].children.child(frames[i].next, of: prefix)
+            frames[i].next += 1
             try visit(prefix.isEmpty ? component : prefix + "." + component, value, depth: frames[i].depth)
         }
         return out
     }
 
-    /// The named children of a container, or nil for a leaf.
-    static func children(of v: PickleValue, name: String) throws -> [(String, PickleValue)]? {
+    /// The children of a container, or nil for a leaf.
+    static func children(of v: PickleValue, name: String) throws -> Children? {
         switch v {
         case .dict(let d):
-            return try dictChildren(d, name: name)
+            return .dict(keys: d.keys, values: d.values)
         case .list(let l):
-            return l.items.enumerated().map { (String($0.offset), $0.element) }
+            return .items(l.items)
         case .tuple(let t):
-            return t.items.enumerated().map { (String($0.offset), $0.element) }
+            return .items(t.items)
         case .set(let s):
-            return s.items.enumerated().map { (String($0.offset), $0.element) }
+            return .items(s.items)
         case .object(let o):
-            if o.isModuleLike, let state = o.stateDict { return try moduleChildren(state, name: name) }
-            if let d = o.dictItems, d.count > 0 { return try dictChildren(d, name: name) }
-            if !o.listItems.isEmpty { return o.listItems.enumerated().map { (String($0.offset), $0.element) } }
-            if let state = o.stateDict { return try dictChildren(state, name: name) }
+            if o.isModuleLike, let state = o.stateDict { return .named(try moduleChildren(state, name: name)) }
+            if let d = o.dictItems, d.count > 0 { return .dict(keys: d.keys, values: d.values) }
+            if !o.listItems.isEmpty { return .items(o.listItems) }
+            if let state = o.stateDict { return .dict(keys: state.keys, values: state.values) }
+            // No state: the constructor arguments are the content (a namedtuple's fields), so tensors are not lost.
+            if o.state == nil, !o.args.isEmpty { return .items(o.args) }
             return nil
         default:
             return nil

@@ -70,8 +70,8 @@ enum TorchTensorFactory {
             let (endByte, d) = endEl.multipliedReportingOverflow(by: es)
             guard !c, !d, endByte <= storageBytes else {
                 let strideText = "[" + strides.map(String.init).joined(separator: ", ") + "]"
-                throw CheckpointError("storage overrun: view with shape \(sizeText), stride \(strideText), offset \(offset) reaches element \(maxIndex) "
-                                      + "but \(what) holds \(storageBytes / es) \(dtype.rawValue) elements", key: name)
+                throw CheckpointError("view exceeds storage: shape \(sizeText), stride \(strideText), offset \(offset) reach element "
+                                      + "\(c ? "beyond Int.max" : String(maxIndex)) but \(what) holds \(storageBytes / es) \(dtype.rawValue) elements", key: name)
             }
         }
         if byteCount > storageBytes && byteCount > maxExpandedBytes {

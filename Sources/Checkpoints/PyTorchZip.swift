@@ -70,7 +70,8 @@ enum TorchPickleResult {
         do {
             out = try CheckpointError.withContext(member: member) { try flattener.flatten(root) }
         } catch {
-            if machine.tensorsBuilt == 0, let why = machine.foreignGlobalSummary {
+            // A payload that also trips the flattener is still reported as what it is.
+            if machine.tensorsBuilt == 0, machine.unsupportedTensorsBuilt == 0, let why = machine.foreignGlobalSummary {
                 throw CheckpointError("refusing pickle: it \(why) and holds no tensors", member: member)
             }
             throw error

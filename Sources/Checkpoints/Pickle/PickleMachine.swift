@@ -3,11 +3,14 @@ struct PickleLimits: Sendable {
     /// Largest pickle accepted, in bytes.
     var maxPickleBytes = 1 << 30
     /// Memo entries (PUT / MEMOIZE).
-    var maxMemo = 1 << 21
+    var maxMemo = 1 << 20
     /// Values on the stack at once (a deeply nested literal keeps one value per level on it).
-    var maxStack = 1 << 21
+    var maxStack = 1 << 20
     /// Open MARKs at once.
-    var maxMarks = 1 << 21
+    var maxMarks = 1 << 20
+    /// Containers created plus items put into containers: bounds the memory a small (or highly compressed)
+    /// pickle can make the machine hold, ~100 MB at this setting (a state dict uses a few per tensor).
+    var maxValues = 2 << 20
 
     static let standard = PickleLimits()
 }
@@ -30,6 +33,8 @@ final class PickleMachine {
     private var foreignIndex: [PickleGlobal: Int] = [:]
     /// Tensors built by the rebuild functions (whether or not they end up in the result).
     var tensorsBuilt = 0
+    /// Recognised tensors of unsupported kinds (quantized, sparse, meta, …).
+    var unsupportedTensorsBuilt = 0
 
     init(limits: PickleLimits = .standard) {
         self.limits = limits
@@ -66,7 +71,8 @@ final class PickleMachine {
             return (v, run.pos)
         } catch {
             run.stack = []
-            run.memo = [:]
+            run.memo = []
+            run.sparseMemo = [:]
             arena.dismantle()
             throw error
         }
@@ -81,7 +87,12 @@ private struct Run {
     let baseOffset: Int
     var stack: [PickleValue] = []
     var marks: [Int] = []
-    var memo: [Int: PickleValue] = [:]
+    /// Memo slots; dense indices (MEMOIZE, and BINPUT as Python writes it) live in an array, others in `sparseMemo`.
+    var memo: [PickleValue?] = []
+    var sparseMemo: [Int: PickleValue] = [:]
+    var memoCount = 0
+    /// Items moved into containers so far (see `PickleLimits.maxValues`).
+    var itemsStored = 0
     /// Position and name of the opcode being executed, for errors.
     var opStart = 0
     var opName = ""
@@ -165,23 +176,47 @@ private struct Run {
         return v
     }
 
+    mutating func spend(_ n: Int) throws {
+        itemsStored += n
+        guard itemsStored + arena.containerCount <= machine.limits.maxValues else {
+            throw fail("pickle builds more than \(machine.limits.maxValues) containers and container items")
+        }
+    }
+
     mutating func popMark() throws -> [PickleValue] {
         guard let m = marks.popLast() else { throw fail("no MARK to pop to (MARK missing)") }
+        try spend(stack.count - m)
         let items = Array(stack[m...])
         stack.removeSubrange(m...)
         return items
     }
 
+    func memoLookup(_ index: Int) -> PickleValue? {
+        if index < memo.count, let v = memo[index] { return v }
+        return sparseMemo.isEmpty ? nil : sparseMemo[index]
+    }
+
     mutating func memoPut(_ index: Int) throws {
         let v = try top()
-        if memo[index] == nil {
-            guard memo.count < machine.limits.maxMemo else { throw fail("memo holds more than \(machine.limits.maxMemo) entries") }
+        let limit = machine.limits.maxMemo
+        if memoLookup(index) == nil {
+            guard memoCount < limit else { throw fail("memo holds more than \(limit) entries") }
+            memoCount += 1
         }
-        memo[index] = v
+        if !sparseMemo.isEmpty { sparseMemo[index] = nil }
+        if index < memo.count {
+            memo[index] = v
+        } else if index < memo.count + 4096 && index < 2 * memoCount + 4096 {
+            // Dense slots grow only near the indices in use, so the array stays within ~2× the entry count.
+            memo.append(contentsOf: repeatElement(nil, count: index - memo.count + 1))
+            memo[index] = v
+        } else {
+            sparseMemo[index] = v
+        }
     }
 
     mutating func memoGet(_ index: Int) throws {
-        guard let v = memo[index] else { throw fail("memo index \(index) was never stored") }
+        guard let v = memoLookup(index) else { throw fail("memo index \(index) was never stored") }
         try push(v)
     }
 
@@ -197,6 +232,7 @@ private struct Run {
         let start = pos
         while true {
             opStart = pos
+            guard arena.containerCount <= machine.limits.maxValues else { throw fail("pickle builds more than \(machine.limits.maxValues) containers") }
             guard pos - start <= machine.limits.maxPickleBytes else {
                 throw CheckpointError("pickle exceeds the \(machine.limits.maxPickleBytes)-byte limit", offset: baseOffset + pos)
             }
@@ -302,6 +338,7 @@ private struct Run {
                 try push(.tuple(arena.tuple(try popMark())))
             case 0x85, 0x86, 0x87: // TUPLE1/2/3
                 let n = Int(op) - 0x84
+                try spend(n)
                 var items = [PickleValue](repeating: .none, count: n)
                 for i in stride(from: n - 1, through: 0, by: -1) { items[i] = try pop() }
                 try push(.tuple(arena.tuple(items)))
@@ -316,6 +353,7 @@ private struct Run {
                 for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
                 try push(.dict(d))
             case 0x61: // APPEND
+                try spend(1)
                 let v = try pop()
                 try append([v], to: try top())
             case 0x65: // APPENDS
@@ -325,6 +363,7 @@ private struct Run {
                 let items = try popMark()
                 try append(items, to: try top())
             case 0x73: // SETITEM
+                try spend(2)
                 let v = try pop()
                 let k = try pop()
                 try setItems([k, v], on: try top())
@@ -337,7 +376,7 @@ private struct Run {
             case 0x70: try memoPut(try decimalIndex())                // PUT
             case 0x71: try memoPut(Int(try u8()))                     // BINPUT
             case 0x72: try memoPut(Int(try uintLE(4)))                // LONG_BINPUT
-            case 0x94: try memoPut(memo.count)                        // MEMOIZE
+            case 0x94: try memoPut(memoCount)                         // MEMOIZE (index = number of entries)
             case 0x67: try memoGet(try decimalIndex())                // GET
             case 0x68: try memoGet(Int(try u8()))                     // BINGET
             case 0x6A: try memoGet(Int(try uintLE(4)))                // LONG_BINGET

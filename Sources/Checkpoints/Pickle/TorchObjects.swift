@@ -77,7 +77,12 @@ enum TorchGlobals {
         "builtins.set", "builtins.frozenset", "builtins.bytearray", "builtins.slice", "builtins.list",
         "builtins.dict", "builtins.tuple", "builtins.object", "builtins.bytes",
         "_codecs.encode", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
-        "numpy.core.multiarray.scalar", "numpy.dtype",
+        "numpy.core.multiarray.scalar", "numpy.dtype", "builtins.complex",
+        // Inert torch enums that appear as arguments (quantization schemes, layouts, memory formats).
+        "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_tensor_symmetric", "torch.per_channel_symmetric",
+        "torch.per_channel_affine_float_qparams", "torch.strided", "torch.sparse_coo", "torch.sparse_csr",
+        "torch.sparse_csc", "torch.sparse_bsr", "torch.sparse_bsc", "torch._mkldnn", "torch.jagged",
+        "torch.contiguous_format", "torch.channels_last", "torch.channels_last_3d", "torch.preserve_format",
     ]
 
     static func isAllowlisted(_ g: PickleGlobal) -> Bool {
@@ -125,7 +130,8 @@ enum TorchGlobals {
             guard depth < 4 else { return .invalid("\(g.qualifiedName) nested too deeply") }
             return try call(args[0], args: inner, machine: machine, depth: depth + 1)
         case ("torch._utils", let name) where unsupportedRebuilds[name] != nil:
-            return .invalid("\(unsupportedRebuilds[name] ?? name) (\(g.qualifiedName)) is not supported")
+            machine.unsupportedTensorsBuilt += 1
+            return .invalid("\(unsupportedRebuilds[name] ?? name) is not supported (rebuilt by \(g.qualifiedName))")
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("collections", "defaultdict"):
             let d = arena.dict()
             // OrderedDict(pairs) / dict(pairs); defaultdict's first argument is its factory.
@@ -147,6 +153,8 @@ enum TorchGlobals {
             return bytesValue(args)
         case ("_codecs", "encode"):
             return bytesValue(args)
+        case ("builtins", "complex"):
+            return .string("complex(" + args.map(scalarText).joined(separator: ", ") + ")")
         case ("builtins", "slice"):
             return .string("slice(" + args.map(scalarText).joined(separator: ", ") + ")")
         case ("torch", "device"):
