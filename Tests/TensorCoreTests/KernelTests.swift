@@ -169,6 +169,44 @@ final class KernelTests: XCTestCase {
         XCTAssertTrue(Kernels.relu(FloatTensor(shape: [1], data: [.nan])).data[0].isNaN)
     }
 
+    /// FastMath against Double on a dense grid; the bounds are the documented accuracy of each approximation.
+    func testFastMathAccuracy() {
+        func worst(_ xs: [Float], _ f: (FastMath.V) -> FastMath.V, _ ref: (Double) -> Double, relativeTo scale: (Double) -> Double) -> (Double, Float) {
+            var w = 0.0, at: Float = 0
+            for i in stride(from: 0, to: xs.count, by: 8) {
+                var v = FastMath.V(repeating: 0)
+                for j in 0..<8 where i + j < xs.count { v[j] = xs[i + j] }
+                let r = f(v)
+                for j in 0..<8 where i + j < xs.count {
+                    let want = ref(Double(xs[i + j]))
+                    let e = abs(Double(r[j]) - want) / scale(want)
+                    if e > w || e.isNaN { w = e; at = xs[i + j] }
+                }
+            }
+            return (w, at)
+        }
+        let grid = (0..<200_001).map { Float($0 - 100_000) / 1000 }   // −100 … 100 step 0.001
+        let rel: (Double) -> Double = { max(abs($0), 1e-30) }
+        let expErr = worst(grid.filter { $0 > -87 && $0 < 88 }, FastMath.exp, Foundation.exp, relativeTo: rel)
+        XCTAssertLessThan(expErr.0, 3e-7, "exp relative error at \(expErr.1)")
+        let tanhErr = worst(grid, FastMath.tanh, Foundation.tanh, relativeTo: rel)
+        XCTAssertLessThan(tanhErr.0, 4e-7, "tanh relative error at \(tanhErr.1)")
+        let sigErr = worst(grid, FastMath.sigmoid, { 1 / (1 + Foundation.exp(-$0)) }, relativeTo: rel)
+        XCTAssertLessThan(sigErr.0, 4e-7, "sigmoid relative error at \(sigErr.1)")
+        // GELU: relative where |gelu| ≥ 0.01, absolute (scaled by 0.01) in the tiny negative tail.
+        let geluErr = worst(grid.filter { abs($0) < 12 }, FastMath.gelu, { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) },
+                            relativeTo: { max(abs($0), 1e-2) })
+        XCTAssertLessThan(geluErr.0, 1e-6, "gelu relative error at \(geluErr.1)")
+        // Edge cases.
+        let edge = FastMath.exp(FastMath.V(-.infinity, -200, -87.5, 0, 1, 88.8, .infinity, .nan))
+        XCTAssertEqual(edge[0], 0); XCTAssertEqual(edge[1], 0); XCTAssertEqual(edge[2], 0)
+        XCTAssertEqual(edge[3], 1); XCTAssertEqual(Double(edge[4]), M_E, accuracy: 1e-6)
+        XCTAssertEqual(edge[5], .infinity); XCTAssertEqual(edge[6], .infinity); XCTAssertTrue(edge[7].isNaN)
+        let sat = FastMath.tanh(FastMath.V(-50, -10, 10, 50, 0, -0.0, 1e-20, 0.625))
+        XCTAssertEqual(Array(0..<4).map { sat[$0] }, [-1, -1, 1, 1])
+        XCTAssertEqual(sat[4], 0); XCTAssertEqual(sat[6], 1e-20)
+    }
+
     func testSoftmaxIsStableAndNormalised() {
         let x = FloatTensor(shape: [3, 4], data: [1, 2, 3, 4, 1000, 1001, 1002, 1003, -5, 0, 5, -1e30])
         let got = Kernels.softmax(x)

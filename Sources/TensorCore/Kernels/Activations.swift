@@ -1,14 +1,11 @@
-import Foundation
-
 extension Kernels {
-    /// Applies `f` to every element, in parallel chunks. `cost` is a rough per-element flop count.
+    /// Applies a scalar `f` to every element, in parallel chunks. `cost` is a rough per-element flop count.
     @inlinable
     static func map(_ x: FloatTensor, cost: Int, _ f: @escaping @Sendable (Float) -> Float) -> FloatTensor {
         FloatTensor(shape: x.shape) { ob in
-            let o = SendablePointer(ob.baseAddress ?? UnsafeMutablePointer(bitPattern: 16)!)
             x.data.withUnsafeBufferPointer { xb in
-                guard let base = xb.baseAddress else { return }
-                let xp = SendableConstPointer(base)
+                guard let src = xb.baseAddress, let dst = ob.baseAddress else { return }
+                let xp = SendableConstPointer(src), o = SendablePointer(dst)
                 Parallel.forEachChunk(x.count, costPerItem: cost) { range in
                     for i in range { o.p[i] = f(xp.p[i]) }
                 }
@@ -16,44 +13,58 @@ extension Kernels {
         }
     }
 
-    /// In-place form of `map` (avoids an allocation when the caller owns the tensor).
-    @inlinable
-    static func mapInPlace(_ x: inout FloatTensor, cost: Int, _ f: @escaping @Sendable (Float) -> Float) {
-        let n = x.count
-        x.data.withUnsafeMutableBufferPointer { b in
-            guard let base = b.baseAddress else { return }
-            let p = SendablePointer(base)
-            Parallel.forEachChunk(n, costPerItem: cost) { range in
-                for i in range { p.p[i] = f(p.p[i]) }
+    /// max(x, 0); NaN stays NaN as in PyTorch.
+    public static func relu(_ x: FloatTensor) -> FloatTensor { map(x, cost: 1) { $0 > 0 || $0.isNaN ? $0 : 0 } }
+
+    /// Element-wise functions evaluated with `FastMath`, 8 lanes at a time, in parallel chunks.
+    public enum VectorFunction: Sendable {
+        case gelu, tanh, sigmoid, exp
+
+        @inline(__always)
+        func apply(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+            switch self {
+            case .gelu: FastMath.apply(p, n, FastMath.gelu)
+            case .tanh: FastMath.apply(p, n, FastMath.tanh)
+            case .sigmoid: FastMath.apply(p, n, FastMath.sigmoid)
+            case .exp: FastMath.apply(p, n, FastMath.exp)
             }
         }
     }
 
-    /// max(x, 0); NaN stays NaN as in PyTorch.
-    public static func relu(_ x: FloatTensor) -> FloatTensor { map(x, cost: 1) { $0 > 0 || $0.isNaN ? $0 : 0 } }
+    /// Applies `f` to every element of `x` in place.
+    public static func applyInPlace(_ f: VectorFunction, _ x: inout FloatTensor) {
+        let n = x.count
+        x.data.withUnsafeMutableBufferPointer { b in
+            guard let base = b.baseAddress else { return }
+            let p = SendablePointer(base)
+            // Chunks are multiples of 8 so only the last one has a tail.
+            Parallel.forEachChunk((n + 7) / 8, costPerItem: 8 * 20) { range in
+                let lo = range.lowerBound * 8, hi = Swift.min(n, range.upperBound * 8)
+                f.apply(p.p + lo, hi - lo)
+            }
+        }
+    }
 
     /// PyTorch's `nn.GELU()` default (exact): 0.5 · x · (1 + erf(x / √2)).
     public static func gelu(_ x: FloatTensor) -> FloatTensor {
         var y = x
-        geluInPlace(&y)
+        applyInPlace(.gelu, &y)
         return y
     }
 
-    public static func geluInPlace(_ x: inout FloatTensor) {
-        mapInPlace(&x, cost: 20) { v in 0.5 * v * (1 + Foundation.erf(v * Float(0.7071067811865476))) }
+    public static func geluInPlace(_ x: inout FloatTensor) { applyInPlace(.gelu, &x) }
+
+    public static func tanh(_ x: FloatTensor) -> FloatTensor {
+        var y = x
+        applyInPlace(.tanh, &y)
+        return y
     }
 
-    public static func tanh(_ x: FloatTensor) -> FloatTensor { map(x, cost: 20) { Foundation.tanh($0) } }
-
     /// 1 / (1 + e^−x).
-    public static func sigmoid(_ x: FloatTensor) -> FloatTensor { map(x, cost: 20) { sigmoidScalar($0) } }
-
-    @inlinable
-    public static func sigmoidScalar(_ v: Float) -> Float {
-        // Split by sign so exp never overflows to inf/inf.
-        if v >= 0 { return 1 / (1 + Foundation.exp(-v)) }
-        let e = Foundation.exp(v)
-        return e / (1 + e)
+    public static func sigmoid(_ x: FloatTensor) -> FloatTensor {
+        var y = x
+        applyInPlace(.sigmoid, &y)
+        return y
     }
 
     /// Softmax over the last dimension, numerically stable (subtracts the row maximum).
@@ -68,7 +79,7 @@ extension Kernels {
     /// In-place row softmax over `rows` rows of `cols` values spaced `stride` apart. Parallel over rows.
     static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, stride: Int) {
         let base = SendablePointer(p)
-        Parallel.forEachChunk(rows, costPerItem: 24 * cols) { range in
+        Parallel.forEachChunk(rows, costPerItem: 8 * cols) { range in
             for r in range { softmaxRow(base.p + r * stride, cols) }
         }
     }
@@ -78,8 +89,10 @@ extension Kernels {
         var m = -Float.infinity
         for i in 0..<n { m = Swift.max(m, row[i]) }
         if m == -.infinity { m = 0 }  // all −inf: produce NaN like PyTorch via 0/0 below
+        for i in 0..<n { row[i] -= m }
+        FastMath.apply(row, n, FastMath.exp)
         var sum: Float = 0
-        for i in 0..<n { let e = Foundation.exp(row[i] - m); row[i] = e; sum += e }
+        for i in 0..<n { sum += row[i] }
         let inv = 1 / sum
         for i in 0..<n { row[i] *= inv }
     }
