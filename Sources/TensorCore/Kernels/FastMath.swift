@@ -12,7 +12,7 @@ public enum FastMath {
     public typealias V = SIMD8<Float>
 
     @inline(__always)
-    static func vabs(_ x: V) -> V {
+    public static func vabs(_ x: V) -> V {
         unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self)
     }
 
@@ -22,7 +22,11 @@ public enum FastMath {
         var xc = x.replacing(with: V(repeating: hi), where: x .> hi)
         xc = xc.replacing(with: V(repeating: lo), where: xc .< lo)
         xc = xc.replacing(with: 0, where: x .!= x)  // NaN: computed as 0, restored below
-        let n = (xc * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Round x·log2(e) to an integer with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
+        let magic: Float = 12_582_912
+        let shifted = xc * 1.44269504088896341 + magic
+        let n = shifted - magic
+        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
         var r = xc - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = V(repeating: 1.9875691500e-4)
@@ -32,8 +36,7 @@ public enum FastMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         p = p * (r * r) + r + 1
-        // 2^n via the exponent bits (n ∈ [−126, 128] after clamping; 128 handled by splitting).
-        let ni = SIMD8<Int32>(n, rounding: .towardZero)
+        // 2^n from the exponent bits, split in two factors so n = 128 (x near the upper clamp) stays finite.
         let half = ni &>> 1
         let s1 = unsafeBitCast((half &+ 127) &<< 23, to: V.self)
         let s2 = unsafeBitCast((ni &- half &+ 127) &<< 23, to: V.self)
