@@ -67,7 +67,12 @@ struct ConvertCommand: ParsableCommand {
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
         let written = (try? fm.attributesOfItem(atPath: outPath)[.size] as? Int) ?? 0
-        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))" + (tableName.map { ", mapping \($0)" } ?? ""))
+        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
+        if let tableName {
+            print("mapping: \(tableName) (tensors renamed and transformed to model keys)")
+        } else if mapping == "auto" {
+            print("mapping: none (no mapping table recognises these keys; names kept as in the checkpoint)")
+        }
         print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(written))  time: \(String(format: "%.2f", seconds)) s")
         if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
     }
@@ -84,8 +89,7 @@ struct ConvertCommand: ParsableCommand {
         do {
             table = try catalog.resolve(mapping, for: sd, model: model, family: entry?.architecture.mappingFamily, expectedKeys: keys)
         } catch let e as MappingError where mapping == .auto && model == nil && e.description.contains("no mapping table recognises") {
-            FileHandle.standardError.write(Data("note: no mapping table recognises \(sd.file); keeping the checkpoint's names (--mapping none)\n".utf8))
-            return (sd, nil)
+            return (sd, nil)  // the summary says the names were kept
         }
         let result = try table.apply(to: sd, expectedKeys: keys)
         if let expected {
