@@ -16,8 +16,11 @@ struct SendableConstPointer<T>: @unchecked Sendable {
 
 /// Splits element-wise work over the machine's cores.
 public enum Parallel {
-    /// Worker count for element-wise loops (one per core).
-    public static let workers: Int = Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker count for element-wise loops: one per core, or `WEIGHTS_NUM_THREADS` when set.
+    public static let workers: Int = {
+        if let s = ProcessInfo.processInfo.environment["WEIGHTS_NUM_THREADS"], let n = Int(s), n >= 1 { return n }
+        return Swift.max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
 
     /// Calls `body(range)` for disjoint chunks that cover `0..<count`, in parallel when the total work
     /// (`count × costPerItem`, roughly in flops) is large enough to pay for the dispatch.
