@@ -39,7 +39,7 @@ Expected values: every valid fixture `X.ext` has `X.ext.expected.json`:
     the same dotted names; a whole pickled module yields exactly `model.state_dict()` names and no metadata;
     HDF5 datasets are named by path with '/' -> '.', attributes are metadata `<path>.<attr>` (root attributes
     just `<attr>`), except that Keras layouts get Keras names (see the Keras fixtures' "notes"); .npz member
-    names lose `.npy` and '/' -> '.'; a single .npy holds one tensor named by the file's stem.
+    names lose `.npy` and '/' -> '.'; a single .npy holds one tensor named `array`.
   * Order: torch files in the order the pickle yields (dict insertion order, depth first); safetensors by data
     offset; HDF5 by h5py's default iteration (name order within each group, depth first); npz in member order.
 
@@ -229,6 +229,9 @@ def dtypes_and_views_checkpoint():
         ("narrow", base.narrow(1, 1, 2)),             # offset 1, strides (5, 1)
         ("expand", torch.arange(3, dtype=torch.float64).reshape(3, 1).expand(3, 4)),   # strides (1, 0)
         ("step", base[::2, ::3]),                     # strides (10, 3)
+        ("empty_tail", base.reshape(-1)[20:]),        # shape [0] at offset 20 == the storage's size
+        ("bf16_t", d["bfloat16"].t()),                # a transposed bfloat16 view
+        ("bool_slice", d["bool"][:, 1:]),             # a bool view with offset 1
     ])
     d["shared"] = collections.OrderedDict([("row", shared[1]), ("block", shared[1:, 2:])])
     d["tied_a"] = tied
@@ -244,7 +247,7 @@ def dtypes_and_views_checkpoint():
                  "none": None, "yes": True, "no": False, "list": [1, "two", 3.25]}
     # sanity: the views really are views
     assert d["views"]["slice"].storage_offset() == 7 and d["views"]["transpose"].stride() == (1, 5)
-    assert d["views"]["expand"].stride() == (1, 0)
+    assert d["views"]["expand"].stride() == (1, 0) and d["views"]["empty_tail"].storage_offset() == 20
     assert d["shared"]["row"].untyped_storage().data_ptr() == d["shared"]["block"].untyped_storage().data_ptr()
     return d
 
@@ -282,7 +285,7 @@ def training_checkpoint():
         "epoch": 3,
         "arch": "resnet",
         "best_acc": 0.91,
-        "state_dict": collections.OrderedDict(model.state_dict()),
+        "state_dict": model.state_dict(),   # keeps its _metadata attribute (pickled with BUILD), not content
         "optimizer": opt.state_dict(),
         "extra": [1, (2.5, torch.ones(2))],
         "flag": None,
@@ -316,7 +319,7 @@ def tiny_torchvision_resnet():
     torch.manual_seed(18)
 
     class TinyResNet(nn.Module):
-        def __init__(self, widths=(4, 8, 16, 32), blocks=(2, 2, 2, 2), num_classes=10):
+        def __init__(self, widths=(4, 8, 16, 24), blocks=(2, 2, 2, 2), num_classes=10):
             super().__init__()
             self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
             self.bn1 = nn.BatchNorm2d(widths[0])
@@ -449,7 +452,10 @@ def storage_dtypes(pkl_bytes):
             found[key] = dtype
             return torch.storage.TypedStorage(numel, dtype=dtype)
 
-    Scan(io.BytesIO(pkl_bytes)).load()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # TypedStorage is deprecated; torch.load still uses it too
+        Scan(io.BytesIO(pkl_bytes)).load()
     return found
 
 
@@ -470,6 +476,23 @@ def make_big_endian(src, dst):
                 data = np.frombuffer(data, dtype=f"<u{size}").byteswap().tobytes()
         new.append((name, data))
     write_zip(dst, new)
+
+
+def check_same_as(path, reference, map_location=None):
+    """torch.load gives the same names, metadata and values for `path` as for `reference`."""
+    a, am = flatten(torch.load(path, weights_only=False, map_location=map_location))   # our own, trusted files
+    b, bm = flatten(torch.load(reference, weights_only=False))
+    assert [n for n, _ in a] == [n for n, _ in b] and am == bm, path
+    for (n, x), (_, y) in zip(a, b):
+        assert x.dtype == y.dtype and x.shape == y.shape and tensor_le_bytes(x) == tensor_le_bytes(y), (path, n)
+
+
+def copy_expected(src, dst, source):
+    with open(src + ".expected.json") as f:
+        doc = json.load(f, object_pairs_hook=collections.OrderedDict)
+    doc["source"] = source
+    doc.pop("notes", None)
+    dump_expected(dst + ".expected.json", doc)
 
 
 def make_torch_fixtures():
@@ -505,27 +528,63 @@ def make_torch_fixtures():
                               expected_from=(list(custom.state_dict().items()), {})))
 
     resnet = tiny_torchvision_resnet()
-    sd = collections.OrderedDict(resnet.state_dict())
+    sd = resnet.state_dict()
+    assert hasattr(sd, "_metadata")
     made.append(torch_fixture(sd, "demo_resnet_legacy.pth", legacy=True, protocol=2,
-                              notes="torchvision ResNet-18 key layout (BasicBlock [2,2,2,2]) with widths (4,8,16,32), "
+                              notes="torchvision ResNet-18 key layout (BasicBlock [2,2,2,2]) with widths (4,8,16,24), "
                                     "10 classes; used by the README demo"))
+
+    # A list at the root, an int leaf, a dict inside the list.
+    root_list = [torch.arange(3, dtype=torch.int16), {"a": torch.full((2,), -1.5)}, 5, "five"]
+    made.append(torch_fixture(root_list, "list_root_zip.pth", legacy=False, protocol=2))
+
+    # Checkpoints saved from a GPU: location 'cuda:0' in every storage's persistent id (torch.load needs
+    # map_location; our reader never looks at devices).
+    def cuda_variant(src_name, dst_name, legacy):
+        src, dst = out("torch", src_name), out("torch", dst_name)
+        cpu, cuda = b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0"
+        if legacy:
+            data = open(src, "rb").read()
+            assert data.count(cpu) == 1
+            open(dst, "wb").write(data.replace(cpu, cuda))
+        else:
+            members = []
+            for name, data in zip_members(src):
+                if name.endswith("/data.pkl"):
+                    assert data.count(cpu) == 1
+                    data = data.replace(cpu, cuda)
+                members.append((name.replace(src_name[:-4] + "/", dst_name[:-4] + "/"), data))
+            write_zip(dst, members)
+        check_same_as(dst, src, map_location="cpu")
+        copy_expected(src, dst, f"{src_name} with the storage location 'cpu' replaced by 'cuda:0' in the pickle "
+                                f"(a checkpoint saved from a GPU; torch.load(map_location='cpu') gives the same values)")
+        made.append(dst)
+
+    cuda_variant("dtypes_views_zip_p2.pth", "cuda_location_zip.pth", legacy=False)
+    cuda_variant("training_legacy.pth", "cuda_location_legacy.pth", legacy=True)
+
+    # A zip without the byteorder record (files from torch < 1.10 lack it; little-endian is implied).
+    src, dst = out("torch", "training_zip.pth"), out("torch", "no_byteorder_zip.pth")
+    write_zip(dst, [(n, d) for n, d in zip_members(src) if not n.endswith("/byteorder")])
+    check_same_as(dst, src)
+    copy_expected(src, dst, "training_zip.pth without its byteorder record (as written by torch < 1.10)")
+    made.append(dst)
+
+    # A zip repacked with deflate (every member compressed), as an archiver would leave it.
+    src, dst = out("torch", "dtypes_views_zip_p4.pth"), out("torch", "repacked_deflate_zip.pth")
+    members = zip_members(src)
+    write_zip(dst, members, {n: zipfile.ZIP_DEFLATED for n, _ in members})
+    check_same_as(dst, src)
+    copy_expected(src, dst, "dtypes_views_zip_p4.pth repacked with every member deflated")
+    made.append(dst)
 
     # Big-endian: the little-endian zip with byteorder 'big' and swapped storage records; same logical values.
     src = out("torch", "dtypes_views_zip_p2.pth")
     dst = out("torch", "dtypes_views_bigendian_zip.pth")
     make_big_endian(src, dst)
-    back = torch.load(dst, weights_only=True)
-    bt, bm = flatten(back)
-    et, em = flatten(d)
-    assert [n for n, _ in bt] == [n for n, _ in et] and bm == em
-    for (n, a), (_, b) in zip(et, bt):
-        assert tensor_le_bytes(a) == tensor_le_bytes(b), n
-    shutil.copyfile(src + ".expected.json", dst + ".expected.json")
-    with open(dst + ".expected.json") as f:
-        doc = json.load(f)
-    doc["source"] = "dtypes_views_zip_p2.pth with the byteorder record set to 'big' and every storage record " \
-                    "byte-swapped per element (torch.load reads it back to the same values)"
-    dump_expected(dst + ".expected.json", doc)
+    check_same_as(dst, src)
+    copy_expected(src, dst, "dtypes_views_zip_p2.pth with the byteorder record set to 'big' and every storage "
+                            "record byte-swapped per element (torch.load reads it back to the same values)")
     made.append(dst)
     return made
 
@@ -534,33 +593,43 @@ def make_torch_fixtures():
 # HDF5
 # ----------------------------------------------------------------------------------------------------------------
 
-def h5_expected(path, fmt_notes=None):
-    """Dataset records in h5py iteration order and attribute metadata, by the plain HDF5 naming rule."""
-    tensors, meta = [], {}
+def h5_attributes(path):
+    """Attributes as metadata, by the readers' rule: `<path>.<attr>` (`<attr>` at the root), '/' -> '.', byte
+    strings decoded as UTF-8, arrays flattened to one entry per element (`<path>.<attr>.<i>`)."""
+    meta = {}
 
-    def attr_value(v):
-        if isinstance(v, bytes):
-            return v.decode("utf-8")
-        if isinstance(v, str):
-            return v
-        if isinstance(v, np.generic):
-            v = v.item()
-            return v
-        raise TypeError(f"attribute value {v!r}")
+    def add(name, v):
+        if isinstance(v, np.ndarray) and v.ndim > 0:
+            for i, x in enumerate(v.reshape(-1)):
+                add(f"{name}.{i}", x)
+        elif isinstance(v, (bytes, np.bytes_)):
+            meta[name] = bytes(v).decode("utf-8")
+        elif isinstance(v, str):
+            meta[name] = v
+        elif isinstance(v, (np.generic, np.ndarray)):
+            meta[name] = check_meta_value(np.asarray(v).item())
+        else:
+            raise TypeError(f"attribute {name} = {v!r}")
 
     with h5py.File(path, "r") as f:
         for k, v in f.attrs.items():
-            meta[k] = attr_value(v)
+            add(k, v)
 
         def visit(name, obj):
-            dotted = name.replace("/", ".")
             for k, v in obj.attrs.items():
-                meta[f"{dotted}.{k}"] = attr_value(v)
-            if isinstance(obj, h5py.Dataset):
-                tensors.append(numpy_record(dotted, obj[()]))
+                add(f"{name.replace('/', '.')}.{k}", v)
 
         f.visititems(visit)
-    return tensors, meta
+    return meta
+
+
+def h5_expected(path):
+    """Dataset records in h5py iteration order and attribute metadata, by the plain HDF5 naming rule."""
+    tensors = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: tensors.append(numpy_record(name.replace("/", "."), obj[()]))
+                     if isinstance(obj, h5py.Dataset) else None)
+    return tensors, h5_attributes(path)
 
 
 def make_hdf5_fixtures():
@@ -599,6 +668,36 @@ def make_hdf5_fixtures():
                    "float64, ints, uint8, bool (h5py enum), big-endian float, scalar and empty datasets, attributes")
     made.append(path)
 
+    # Creation order tracked (h5py track_order=True): iteration follows creation order, not names.
+    path = out("hdf5", "track_order.h5")
+    with h5py.File(path, "w", track_order=True) as f:
+        f.create_dataset("zeta", data=np.arange(3, dtype=np.float32))
+        f.create_dataset("alpha", data=np.arange(3, dtype=np.float32) + 10)
+        f.create_group("mid", track_order=True)
+        f.create_dataset("mid/b", data=np.arange(2, dtype=np.int32))
+        f.create_dataset("mid/a", data=np.arange(2, dtype=np.int32) - 5)
+        f.create_dataset("plain/b", data=np.ones(1, np.float64))      # implicit group: name order inside
+        f.create_dataset("plain/a", data=np.zeros(1, np.float64))
+        f.create_dataset("beta", data=np.array([True, False]))
+        f.attrs["written_by"] = "track_order"
+    with h5py.File(path, "r") as f:
+        order = []
+
+        def walk(g, prefix):
+            for k in g.keys():                      # h5py honours the tracked creation order here
+                if isinstance(g[k], h5py.Group):
+                    walk(g[k], prefix + k + ".")
+                else:
+                    order.append((prefix + k, g[k][()]))
+
+        walk(f, "")
+    assert [n for n, _ in order] == ["zeta", "alpha", "mid.b", "mid.a", "plain.a", "plain.b", "beta"], order
+    write_expected(path, "hdf5", [numpy_record(n, a) for n, a in order], h5_attributes(path),
+                   "h5py.File(track_order=True): datasets in creation order (a group created implicitly "
+                   "does not track it: name order inside)",
+                   notes="groups that track creation order are iterated in creation order (h5py does the same)")
+    made.append(path)
+
     # Keras 2 legacy weights layout (model.save_weights('x.h5')), written by hand with the attribute types Keras
     # uses: byte strings, arrays of byte strings, an empty weight_names for a layer without weights.
     kernel_d = rng.standard_normal((4, 3)).astype(np.float32)
@@ -625,11 +724,12 @@ def make_hdf5_fixtures():
                      numpy_record("conv2d.kernel", kernel_c), numpy_record("conv2d.bias", bias_c)]
     keras_notes = ("Keras legacy layout: tensors are named <layer>.<weight> from layer_names / weight_names "
                    "(the raw dataset paths would be dense.dense.kernel:0 etc.), in layer_names then weight_names "
-                   "order; the structural attributes layer_names / weight_names are not metadata")
+                   "order; attributes are metadata as in any HDF5 file (arrays flattened by index) plus "
+                   "keras_layout naming the recognised layout")
     path = out("hdf5", "keras_legacy.h5")
     with h5py.File(path, "w") as f:
         keras_layers(f)
-    write_expected(path, "hdf5", keras_tensors, {"backend": "tensorflow", "keras_version": "2.15.0"},
+    write_expected(path, "hdf5", keras_tensors, {**h5_attributes(path), "keras_layout": "legacy-h5"},
                    "h5py by hand: Keras 2 save_weights layout", notes=keras_notes,
                    extra={"raw_dataset_paths": ["dense.dense.kernel:0", "dense.dense.bias:0",
                                                 "conv2d.conv2d.kernel:0", "conv2d.conv2d.bias:0"]})
@@ -642,11 +742,9 @@ def make_hdf5_fixtures():
         f.attrs["backend"] = b"tensorflow"
         f.attrs["model_config"] = config.encode()
         keras_layers(f.create_group("model_weights"))
-    write_expected(path, "hdf5", keras_tensors,
-                   {"keras_version": "2.15.0", "backend": "tensorflow", "model_config": config},
+    write_expected(path, "hdf5", keras_tensors, {**h5_attributes(path), "keras_layout": "legacy-h5"},
                    "h5py by hand: Keras 2 model.save('x.h5') layout (weights under model_weights)",
-                   notes=keras_notes + "; the model_weights group is not part of the names; root attributes are "
-                                       "metadata",
+                   notes=keras_notes + "; the model_weights group is not part of the tensor names",
                    extra={"raw_dataset_paths": ["model_weights.dense.dense.kernel:0", "..."]})
     made.append(path)
 
@@ -663,7 +761,8 @@ def make_hdf5_fixtures():
             for i, a in enumerate(k3.get(lname, [])):
                 vg.create_dataset(str(i), data=a)
     tensors = [numpy_record(f"{ln}.{i}", a) for ln in sorted(k3) for i, a in enumerate(k3[ln])]
-    write_expected(path, "hdf5", tensors, {}, "h5py by hand: Keras 3 model.save_weights('x.weights.h5') layout",
+    write_expected(path, "hdf5", tensors, {"keras_layout": "keras3-weights-h5"},
+                   "h5py by hand: Keras 3 model.save_weights('x.weights.h5') layout",
                    notes="Keras 3 layout: layers/<layer>/vars/<i> is named <layer>.<i> (raw paths would be "
                          "layers.dense.vars.0); layers in group-name order, vars in index order",
                    extra={"raw_dataset_paths": ["layers.conv2d.vars.0", "layers.conv2d.vars.1",
@@ -707,10 +806,9 @@ def make_numpy_fixtures():
         np.save(path, a)
         with open(path, "rb") as f:
             header = f.read(128)
-        stem = fname[:-len(".npy")]
-        write_expected(path, "npy", [numpy_record(stem, a)], {}, f"np.save of dtype {a.dtype.str}, "
+        write_expected(path, "npy", [numpy_record("array", a)], {}, f"np.save of dtype {a.dtype.str}, "
                        f"{'fortran' if a.flags.f_contiguous and a.ndim > 1 else 'C'} order",
-                       notes="a single .npy holds one tensor named by the file's stem")
+                       notes="a single .npy holds one tensor named 'array' (names come from content, not file names)")
         assert (b"'fortran_order': True" in header) == (fname == "float64_fortran.npy")
         made.append(path)
 
@@ -812,6 +910,22 @@ def make_safetensors_fixtures():
                    notes="tensors in data-offset order; __metadata__ entries are metadata (string values)")
     made.append(path)
 
+    # Written by hand: header keys in a different order than the data, which the spec allows.
+    path = out("safetensors", "handmade_order.safetensors")
+    z, a = np.arange(4, dtype="<f4"), np.array([[1, -1]], dtype="<i8")
+    header = {"z_first_in_header": {"dtype": "F32", "shape": [4], "data_offsets": [16, 32]},
+              "a_first_in_data": {"dtype": "I64", "shape": [1, 2], "data_offsets": [0, 16]}}
+    hb = json.dumps(header).encode()
+    hb += b" " * (-len(hb) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + a.tobytes() + z.tobytes())
+    back = safetensors.torch.load_file(path)
+    assert back["z_first_in_header"].tolist() == [0, 1, 2, 3]
+    write_expected(path, "safetensors", [numpy_record("a_first_in_data", a), numpy_record("z_first_in_header", z)],
+                   {}, "hand-written header whose key order differs from the data order",
+                   notes="tensors in data-offset order, not header order")
+    made.append(path)
+
     path = out("safetensors", "no_metadata.safetensors")
     small = {"b": torch.arange(3, dtype=torch.float32), "a": torch.ones(2, 2, dtype=torch.int64)}
     safetensors.torch.save_file(small, path)
@@ -898,7 +1012,7 @@ def make_bad_fixtures():
         return path
 
     # --- empty and random
-    add("empty.pth", "empty file", "empty", data=b"")
+    add("empty.pth", "empty file", "file is empty", data=b"")
     noise = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes()
     assert noise[0] not in (0x80, 0x50, 0x89, 0x93) and noise[8] != ord("{")
     add("random.bin", "random bytes", "unrecognised format", data=noise)
@@ -909,7 +1023,7 @@ def make_bad_fixtures():
     add("truncated_zip.pth", "truncated zip checkpoint (cut in half)", "not a readable zip archive",
         data=zbytes[:len(zbytes) // 2])
     lbytes = torch_bytes(small, legacy=True)
-    add("truncated_legacy.pth", "truncated legacy checkpoint (cut in half)", "truncated", data=lbytes[:len(lbytes) // 2])
+    add("truncated_legacy.pth", "truncated legacy checkpoint (cut in half)", "truncated pickle", data=lbytes[:len(lbytes) // 2])
 
     # --- hand-made zip checkpoints (layout checked against torch.load first)
     fs = FakeStorage("0", torch.FloatStorage, 12)
@@ -928,17 +1042,18 @@ def make_bad_fixtures():
     hand_zip_checkpoint(add("offset_overrun.pth", "storage offset past the storage", "exceeds storage",
                             also=["'w'"]),
                         {"w": FakeTensor(fs, 1000, (2,), (1,))}, {"0": twelve})
-    hand_zip_checkpoint(add("negative_shape.pth", "negative dimension", "negative", also=["'w'"]),
+    hand_zip_checkpoint(add("negative_shape.pth", "negative dimension", "negative dimension", also=["'w'"]),
                         {"w": FakeTensor(fs, 0, (-1, 4), (4, 1))}, {"0": twelve})
     hand_zip_checkpoint(add("overflow_shape.pth", "2^62 x 2^62 elements", "overflow", also=["'w'"]),
                         {"w": FakeTensor(fs, 0, (2 ** 62, 2 ** 62), (2 ** 62, 1))}, {"0": twelve})
     hand_zip_checkpoint(add("storage_record_short.pth", "storage record shorter than its declared element count",
-                            "data/0"),
+                            "record holds only", also=["archive/data/0"]),
                         {"w": FakeTensor(FakeStorage("0", torch.FloatStorage, 100), 0, (10, 10), (10, 1))},
                         {"0": twelve})
     # Missing storage record: a real torch.save zip with archive/data/0 removed.
     members = [(n, d) for n, d in zip_members_bytes(zbytes) if not n.endswith("/data/0")]
-    write_zip(add("missing_storage.pth", "storage record deleted from the zip", "data/0"), members)
+    write_zip(add("missing_storage.pth", "storage record deleted from the zip", "has no record",
+                   also=["archive/data/0", "'w'"]), members)
 
     # --- legacy storage records
     one = collections.OrderedDict([("w", torch.arange(10, dtype=torch.float32))])
@@ -946,24 +1061,25 @@ def make_bad_fixtures():
     pos = len(lb) - 40 - 8
     assert struct.unpack_from("<q", lb, pos)[0] == 10
     struct.pack_into("<q", lb, pos, 1010)
-    add("legacy_storage_larger_than_record.pth", "legacy storage declares 1010 elements, holds 10", "storage",
-        also=["1010"], data=bytes(lb))
+    add("legacy_storage_larger_than_record.pth", "legacy storage declares 1010 elements, holds 10",
+        "declares 1010 elements", data=bytes(lb))
     struct.pack_into("<q", lb, pos, 2 ** 62)
-    add("legacy_storage_huge_count.pth", "legacy storage declares 2^62 elements", "storage", data=bytes(lb))
+    add("legacy_storage_huge_count.pth", "legacy storage declares 2^62 elements",
+        "declares 4611686018427387904 elements", data=bytes(lb))
 
     # --- pickle machine abuse
-    add("bad_memo_legacy.pth", "BINGET 200 on an empty memo (legacy-looking stream)", "memo",
+    add("bad_memo_legacy.pth", "BINGET 200 on an empty memo (legacy-looking stream)", "memo index 200",
         data=b"\x80\x02h\xc8.")
-    hand_zip_checkpoint(add("bad_memo_zip.pth", "BINGET 200 on an empty memo (data.pkl)", "memo"),
+    hand_zip_checkpoint(add("bad_memo_zip.pth", "BINGET 200 on an empty memo (data.pkl)", "memo index 200"),
                         b"\x80\x02h\xc8.", {})
-    hand_zip_checkpoint(add("stack_underflow_stop.pth", "a lone STOP on an empty stack", "stack"), b"\x80\x02.", {})
-    add("stack_underflow_tuple2.pth", "TUPLE2 on an empty stack (legacy-looking stream)", "stack",
+    hand_zip_checkpoint(add("stack_underflow_stop.pth", "a lone STOP on an empty stack", "stack underflow"), b"\x80\x02.", {})
+    add("stack_underflow_tuple2.pth", "TUPLE2 on an empty stack (legacy-looking stream)", "stack underflow",
         data=b"\x80\x02\x86.")
     deep = b"\x80\x02" + b"]" * 200000 + b"a" * 199999 + b"."
     hand_zip_checkpoint(add("deep_nesting_lists.pth", "200 000 nested lists (EMPTY_LIST/APPEND), deflated data.pkl",
-                            "nest"), deep, {}, compress={"data.pkl": zipfile.ZIP_DEFLATED})
+                            "nested deeper"), deep, {}, compress={"data.pkl": zipfile.ZIP_DEFLATED})
     deep_marks = b"\x80\x02" + b"(" * 200000 + b"t" * 200000 + b"."
-    hand_zip_checkpoint(add("deep_nesting_marks.pth", "200 000 nested MARK/TUPLE, deflated data.pkl", "nest"),
+    hand_zip_checkpoint(add("deep_nesting_marks.pth", "200 000 nested MARK/TUPLE, deflated data.pkl", "nested deeper"),
                         deep_marks, {}, compress={"data.pkl": zipfile.ZIP_DEFLATED})
     cyc = b"\x80\x02]q\x00h\x00a."   # L = []; L.append(L): infinitely deep for a naive flattener
     assert (lambda l: l[0] is l)(pickle.loads(cyc))
@@ -971,7 +1087,7 @@ def make_bad_fixtures():
 
     # --- zip bombs: storage records of zeros compressed ~1000:1 (deflate) and far more (bzip2)
     def bomb(fname, gib_numel, method, label):
-        path = add(fname, label, "zip bomb")
+        path = add(fname, label, "zip bomb", also=["archive/data/0"])
         pkl = hand_pickle({"w": FakeTensor(FakeStorage("0", torch.FloatStorage, gib_numel), 0, (gib_numel,), (1,))})
         with zipfile.ZipFile(path, "w") as z:
             for name, data in torch_zip_members(pkl, {}):
@@ -1027,21 +1143,21 @@ def make_bad_fixtures():
         h = json.dumps(header).encode()
         return struct.pack("<Q", len(h)) + h + data
 
-    add("st_offsets_beyond_file.safetensors", "data_offsets beyond the end of the file", "beyond",
+    add("st_offsets_beyond_file.safetensors", "data_offsets beyond the end of the file", "run past the data area",
         also=["'w'"], data=st({"w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}, bytes(16)))
-    add("st_header_2_62.safetensors", "header length 2^62", "header",
+    add("st_header_2_62.safetensors", "header length 2^62", "header length 4611686018427387904",
         data=struct.pack("<Q", 2 ** 62) + b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}' + bytes(4))
     add("st_overlap.safetensors", "two tensors whose byte ranges overlap", "overlap",
         data=st({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
                  "b": {"dtype": "F32", "shape": [4], "data_offsets": [8, 24]}}, bytes(24)))
-    add("st_size_mismatch.safetensors", "F32 [4] stored in 8 bytes", "mismatch", also=["'w'"],
+    add("st_size_mismatch.safetensors", "F32 [4] stored in 8 bytes", "needs 16", also=["'w'"],
         data=st({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}, bytes(8)))
-    add("st_bad_json.safetensors", "header is not valid JSON", "json",
+    add("st_bad_json.safetensors", "header is not valid JSON", "invalid json",
         data=struct.pack("<Q", 14) + b'{"w": [1, 2, ' + bytes(8))
 
     # --- corrupt HDF5
     sig = b"\x89HDF\r\n\x1a\n"
-    add("hdf5_garbage.h5", "HDF5 signature followed by garbage", "hdf5",
+    add("hdf5_garbage.h5", "HDF5 signature followed by garbage", "cannot open hdf5 file",
         data=sig + rng.integers(0, 256, 2048, dtype=np.uint8).tobytes())
     tmp = out("bad", "_tmp.h5")
     with h5py.File(tmp, "w") as f:
@@ -1049,7 +1165,7 @@ def make_bad_fixtures():
     with open(tmp, "rb") as f:
         hb = f.read()
     os.remove(tmp)
-    add("hdf5_truncated.h5", "h5py file cut in half", "hdf5", data=hb[:len(hb) // 2])
+    add("hdf5_truncated.h5", "h5py file cut in half", "truncated", data=hb[:len(hb) // 2])
 
     # --- corrupt numpy
     def npy(header, data=b""):
@@ -1057,9 +1173,9 @@ def make_bad_fixtures():
         h += b" " * ((64 - (10 + len(h) + 1) % 64) % 64) + b"\n"
         return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h + data
 
-    add("npy_bad_header.npy", "npy header that is not a Python dict literal", "header",
+    add("npy_bad_header.npy", "npy header that is not a Python dict literal", "not a python dict literal",
         data=npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), ", bytes(24)))
-    add("npy_truncated.npy", "npy header claims (100,) float32, file holds 40 bytes", "truncated",
+    add("npy_truncated.npy", "npy header claims (100,) float32, file holds 40 bytes", "data is truncated",
         data=npy("{'descr': '<f4', 'fortran_order': False, 'shape': (100,), }", bytes(40)))
     add("npy_complex.npy", "complex64 array (unsupported dtype)", "complex",
         data=npy("{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }", bytes(16)))
