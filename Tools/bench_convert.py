@@ -46,13 +46,20 @@ def vit_shapes(name):
     return shapes
 
 
+MAKE = r"""
+import os, sys, torch
+shapes = eval(sys.argv[2])
+torch.manual_seed(0)
+sd = {k: torch.randn(*s) * 0.02 for k, s in shapes}
+torch.save(sd, sys.argv[1] + ".tmp")
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+
+
 def make_checkpoint(path, name):
-    import torch
-    torch.manual_seed(0)
-    sd = {k: torch.randn(*s) * 0.02 for k, s in vit_shapes(name)}
-    tmp = path + ".tmp"
-    torch.save(sd, tmp)
-    os.replace(tmp, path)
+    # In a child process, so this (parent) process stays small: Linux's ru_maxrss of a child counts the memory
+    # it inherited at fork, and a parent holding torch tensors would inflate every measurement.
+    subprocess.run([sys.executable, "-c", MAKE, path, repr(vit_shapes(name))], check=True)
 
 
 PY_CONVERT = r"""
@@ -112,6 +119,10 @@ def main():
     with open(src, "rb") as f:
         while f.read(1 << 24):
             pass
+
+    # Baseline: the peak RSS a trivial child shows (what fork inherits from this process), for reference.
+    _, base_rss = run(["true"])
+    print(f"(a trivial child process shows {base_rss:.1f} MiB peak RSS)")
 
     results = {}
     for _ in range(args.runs):
