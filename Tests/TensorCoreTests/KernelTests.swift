@@ -71,6 +71,8 @@ final class KernelTests: XCTestCase {
             (1, 4, 4, 4, 4, 3, 1, 1, 1, 4, false),    // depthwise
             (1, 3, 8, 8, 5, 4, 4, 0, 1, 1, true),     // patch embedding (kernel = stride)
             (1, 2, 5, 5, 1, 7, 1, 3, 1, 1, false),    // CBAM spatial attention: kernel larger than input
+            (3, 2, 24, 24, 3, 3, 1, 1, 1, 1, true),   // batched GEMM in uneven chunks (2 + 1 images of 576 pixels)
+            (5, 4, 6, 6, 4, 3, 2, 1, 1, 2, true),     // batched GEMM with groups
         ]
         for (i, c) in cases.enumerated() {
             let x = random([c.0, c.1, c.2, c.3], seed: UInt64(10 + i))
@@ -83,13 +85,17 @@ final class KernelTests: XCTestCase {
     }
 
     func testConv2dFusedResidualAndReLU() {
-        let x = random([2, 3, 6, 6], seed: 1), w = random([4, 3, 3, 3], seed: 2), b = random([4], seed: 3)
-        let r = random([2, 4, 6, 6], seed: 4)
-        let got = Kernels.conv2d(x, weight: w, bias: b, options: Conv2dOptions(padding: 1), residual: r, activation: .relu)
-        let (conv, shape) = referenceConv(x, w, b, stride: 1, pad: 1, dil: 1, groups: 1)
-        let want = zip(conv, r.data).map { max($0 + Double($1), 0) }
-        assertClose(got, want, shape: shape)
-        XCTAssertTrue(got.data.contains(0) && got.data.contains { $0 > 0 }, "test must exercise both ReLU branches")
+        // 6×6 maps batch both images into one GEMM (residual added in the scatter); 40×40 maps run per image
+        // (residual accumulated by the GEMM).
+        for (n, side) in [(2, 6), (2, 40)] {
+            let x = random([n, 3, side, side], seed: 1), w = random([4, 3, 3, 3], seed: 2), b = random([4], seed: 3)
+            let r = random([n, 4, side, side], seed: 4)
+            let got = Kernels.conv2d(x, weight: w, bias: b, options: Conv2dOptions(padding: 1), residual: r, activation: .relu)
+            let (conv, shape) = referenceConv(x, w, b, stride: 1, pad: 1, dil: 1, groups: 1)
+            let want = zip(conv, r.data).map { max($0 + Double($1), 0) }
+            assertClose(got, want, shape: shape)
+            XCTAssertTrue(got.data.contains(0) && got.data.contains { $0 > 0 }, "test must exercise both ReLU branches")
+        }
     }
 
     // MARK: normalisation

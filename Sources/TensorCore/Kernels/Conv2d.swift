@@ -39,9 +39,9 @@ extension Kernels {
     /// `nn.Conv2d` forward: x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw], bias [Cout] or nil.
     /// Optional fused epilogue: `out = act(conv(x) + bias + residual)` with `residual` shaped like the output.
     ///
-    /// Implementation: per image, im2col (parallel over rows) then one `sgemm` per group; a 1×1, stride-1,
-    /// unpadded convolution is a plain GEMM on the input. The residual is copied into the output first and
-    /// accumulated by the GEMM (beta = 1).
+    /// Implementation: im2col (parallel over rows) then one `sgemm` per group; a 1×1, stride-1, unpadded
+    /// convolution is a plain GEMM on the input. Small feature maps batch several images into one GEMM. The
+    /// residual is copied into the output first and accumulated (GEMM beta = 1, or in the scatter).
     public static func conv2d(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor? = nil,
                               options o: Conv2dOptions = Conv2dOptions(),
                               residual: FloatTensor? = nil, activation: Epilogue = .none) -> FloatTensor {
@@ -63,41 +63,71 @@ extension Kernels {
         let spatial = ho * wo
         let isPointwise = kh == 1 && kw == 1 && o.stride == (1, 1) && o.padding == (0, 0)
 
+        // Small feature maps make thin GEMMs (N = ho·wo, e.g. 49 in ResNet's last stage); with a batch, several
+        // images share one GEMM of N = images·ho·wo, and the result is scattered back to NCHW.
+        let imagesPerGemm = isPointwise ? 1 : Swift.max(1, Swift.min(n, (1024 + spatial - 1) / spatial))
+        let cols = imagesPerGemm * spatial
+
         var out = residual ?? FloatTensor(shape: outShape, uninitialized: { _ in })
         let beta: Float = residual == nil ? 0 : 1
-        var col = isPointwise ? [] : [Float](unsafeUninitializedCapacity: cin * kh * kw * spatial) { _, c in c = cin * kh * kw * spatial }
+        let colCount = isPointwise ? 0 : cin * kh * kw * cols
+        var col = [Float](unsafeUninitializedCapacity: colCount) { _, c in c = colCount }
+        let tmpCount = imagesPerGemm > 1 ? cout * cols : 0
+        var tmp = [Float](unsafeUninitializedCapacity: tmpCount) { _, c in c = tmpCount }
 
         x.data.withUnsafeBufferPointer { xb in
         weight.data.withUnsafeBufferPointer { wb in
         col.withUnsafeMutableBufferPointer { cb in
+        tmp.withUnsafeMutableBufferPointer { tb in
         out.data.withUnsafeMutableBufferPointer { ob in
-            for img in 0..<n {
-                let xi = xb.baseAddress! + img * cin * h * w
-                let oi = ob.baseAddress! + img * cout * spatial
+            var first = 0
+            while first < n {
+                let count = Swift.min(imagesPerGemm, n - first)
+                let width = count * spatial          // GEMM N for this chunk
                 let bMatrix: UnsafePointer<Float>
                 if isPointwise {
-                    bMatrix = xi
+                    bMatrix = xb.baseAddress! + first * cin * h * w
                 } else {
-                    im2col(xi, channels: cin, height: h, width: w, kh: kh, kw: kw, options: o, ho: ho, wo: wo, into: cb.baseAddress!)
+                    for j in 0..<count {
+                        im2col(xb.baseAddress! + (first + j) * cin * h * w, channels: cin, height: h, width: w, kh: kh, kw: kw,
+                               options: o, ho: ho, wo: wo, into: cb.baseAddress! + j * spatial, rowStride: width)
+                    }
                     bMatrix = UnsafePointer(cb.baseAddress!)
                 }
+                // Batched chunks go through `tmp` ([Cout, images·spatial]); single images straight into the output.
+                let cBase = imagesPerGemm > 1 ? tb.baseAddress! : ob.baseAddress! + first * cout * spatial
                 for grp in 0..<g {
-                    Gemm.sgemm(m: coutG, n: spatial, k: kDim,
+                    Gemm.sgemm(m: coutG, n: width, k: kDim,
                                a: wb.baseAddress! + grp * coutG * kDim, lda: kDim,
-                               b: bMatrix + grp * kDim * spatial, ldb: spatial,
-                               beta: beta,
-                               c: oi + grp * coutG * spatial, ldc: spatial)
+                               b: bMatrix + grp * kDim * width, ldb: width,
+                               beta: imagesPerGemm > 1 ? 0 : beta,
+                               c: cBase + grp * coutG * width, ldc: width)
                 }
+                if imagesPerGemm > 1 {
+                    let src = SendableConstPointer(UnsafePointer(tb.baseAddress!))
+                    let dst = SendablePointer(ob.baseAddress! + first * cout * spatial)
+                    let accumulate = residual != nil
+                    Parallel.forEachChunk(count * cout, costPerItem: spatial) { range in
+                        for plane in range {      // plane = (image j, channel c) of the chunk
+                            let j = plane / cout, ch = plane % cout
+                            let s = src.p + ch * width + j * spatial, d = dst.p + plane * spatial
+                            if accumulate { for i in 0..<spatial { d[i] += s[i] } } else { d.update(from: s, count: spatial) }
+                        }
+                    }
+                }
+                first += count
             }
             applyChannelEpilogue(ob.baseAddress!, batch: n, channels: cout, spatial: spatial, bias: bias, activation: activation)
-        }}}}
+        }}}}}
         return out
     }
 
     /// Unfolds one image [C, H, W] into a [C·kh·kw, ho·wo] matrix (zero padding), rows in (c, i, j) order,
-    /// matching the weight layout [Cout, C, kh, kw]. Parallel over rows.
+    /// matching the weight layout [Cout, C, kh, kw]; rows are `rowStride` apart (default ho·wo, larger when several
+    /// images share the matrix side by side). Parallel over rows.
     static func im2col(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, kh: Int, kw: Int,
-                       options o: Conv2dOptions, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
+                       options o: Conv2dOptions, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+        let ld = rowStride ?? ho * wo
         let rows = channels * kh * kw
         let src = SendableConstPointer(x), dst = SendablePointer(col)
         let (sh, sw) = o.stride, (ph, pw) = o.padding, (dh, dw) = o.dilation
@@ -107,7 +137,7 @@ extension Kernels {
                 let ki = (r / kw) % kh
                 let kj = r % kw
                 let plane = src.p + c * h * w
-                var d = dst.p + r * ho * wo
+                var d = dst.p + r * ld
                 // Output columns whose input column is in bounds: 0 <= ow*sw - pw + kj*dw < w.
                 let offW = kj * dw - pw
                 let owLo = offW >= 0 ? 0 : Swift.min(wo, (-offW + sw - 1) / sw)
