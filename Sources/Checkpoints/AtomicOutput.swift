@@ -48,9 +48,18 @@ public final class AtomicOutput {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
-    /// Flushes to disk and renames over `destination`.
-    public func commit() throws {
-        guard fsync(fd) == 0 else { throw CheckpointError("fsync failed: \(String(cString: strerror(errno)))", file: destination) }
+    /// Appends bytes that lie verbatim in an input file, copied file-to-file by the kernel where it can.
+    public func write(_ span: FileSpan) throws {
+        try FileCopy.append(span, to: fd, destination: destination)
+        bytesWritten += span.count
+    }
+
+    /// Renames the finished file over `destination`; with `durable`, first waits until its bytes are on disk
+    /// (fsync), so a power failure right after cannot leave an empty or partial file at `destination`.
+    public func commit(durable: Bool = false) throws {
+        if durable {
+            guard fsync(fd) == 0 else { throw CheckpointError("fsync failed: \(String(cString: strerror(errno)))", file: destination) }
+        }
         close(fd)
         fd = -1
         guard rename(temporaryPath, destination) == 0 else {

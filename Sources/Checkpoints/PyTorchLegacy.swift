@@ -91,6 +91,7 @@ public enum PyTorchLegacyReader {
             pos += 8 + bytes
         }
 
+        let source = try? SourceFile(path: path)
         let resolve: (TorchStorageRef) throws -> StorageBacking = { st in
             guard let rec = records[st.key] else {
                 throw CheckpointError("storage '\(st.key)' has no data record (missing from the storage key list)", offset: afterKeys)
@@ -106,7 +107,8 @@ public enum PyTorchLegacyReader {
             let key = st.key
             return StorageBacking(name: "storage '\(key)' at byte \(start)", byteCount: st.numel * es, bigEndian: false,
                                   locate: { "byte \(start + $0) (storage \(key))" },
-                                  read: { offset, count in try readReleasing(file, start + offset, count) })
+                                  read: { offset, count in try readReleasing(file, start + offset, count) },
+                                  span: { offset, count in source.map { FileSpan(file: $0, offset: start + offset, count: count) } })
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: nil, resolve: resolve)
         return StateDict(format: .pytorchLegacy, file: path, tensors: flat.tensors, metadata: flat.metadata)

@@ -12,6 +12,8 @@ struct StorageBacking: Sendable {
     var locate: @Sendable (Int) -> String
     /// Reads `count` bytes at `offset` within the storage.
     var read: @Sendable (_ offset: Int, _ count: Int) throws -> [UInt8]
+    /// Where `count` bytes at `offset` within the storage lie verbatim in the file, when they do.
+    var span: @Sendable (_ offset: Int, _ count: Int) -> FileSpan? = { _, _ in nil }
 }
 
 /// Turns a validated strided view of a storage into a lazily loaded `TensorEntry`.
@@ -95,7 +97,9 @@ enum TorchTensorFactory {
             if backing.bigEndian && es > 1 { StridedCopy.byteSwap(&out, elementSize: es) }
             return Tensor(dtype: finalDType, shape: finalShape, bytes: out)
         }
-        return TensorEntry(name: name, dtype: dtype, shape: shape, location: location, loader: loader)
+        let verbatim = count > 0 && spanBytes == byteCount && isContiguous(shape, strides) && !(backing.bigEndian && es > 1)
+        return TensorEntry(name: name, dtype: dtype, shape: shape, location: location,
+                           span: verbatim ? backing.span(firstByte, byteCount) : nil, loader: loader)
     }
 
     static func isContiguous(_ shape: [Int], _ strides: [Int]) -> Bool {

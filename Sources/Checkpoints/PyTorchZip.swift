@@ -49,7 +49,8 @@ public enum PyTorchZipReader {
             }
             return StorageBacking(name: m.name, byteCount: declared, bigEndian: bigEndian,
                                   locate: { "\(m.name) +\($0)" },
-                                  read: { offset, count in try zip.read(m, offset: offset, count: count) })
+                                  read: { offset, count in try zip.read(m, offset: offset, count: count) },
+                                  span: { offset, count in zip.span(m, offset: offset, count: count) })
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: pkl.name, resolve: resolve)
         return StateDict(format: .pytorchZip, file: path, tensors: flat.tensors, metadata: flat.metadata)

@@ -135,11 +135,13 @@ public enum SafetensorsReader {
                                   file: path, offset: dataStart + expected)
         }
 
+        let source = try? SourceFile(path: path)
         let tensors = planned.map { p in
             let start = dataStart + p.begin
             let count = p.end - p.begin
             let (dtype, shape) = (p.dtype, p.shape)
-            return TensorEntry(name: p.name, dtype: dtype, shape: shape, location: "byte \(start)") {
+            let span = source.map { FileSpan(file: $0, offset: start, count: count) }
+            return TensorEntry(name: p.name, dtype: dtype, shape: shape, location: "byte \(start)", span: span) {
                 let src = try file.slice(start, count)
                 let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, n in
                     if count > 0, let dst = buf.baseAddress, let s = src.baseAddress {

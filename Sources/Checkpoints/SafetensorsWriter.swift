@@ -22,8 +22,13 @@ public enum SafetensorsWriter {
 
         var done = 0
         for item in items {
-            let t = try WriterPlan.load(item, file: file)
-            try t.bytes.withUnsafeBytes { try output.write($0) }
+            if item.dtype == item.entry.dtype, let span = item.entry.span {
+                // Bytes stored verbatim in the input: a file-to-file copy, no pass through memory.
+                try CheckpointError.withContext(key: item.entry.name) { try output.write(span) }
+            } else {
+                let t = try WriterPlan.load(item, file: file)
+                try t.bytes.withUnsafeBytes { try output.write($0) }
+            }
             done += item.byteCount
             progress?(done)
         }

@@ -38,13 +38,18 @@ public struct TensorEntry: Sendable {
     public let shape: [Int]
     /// Human-readable location: zip member and offset, HDF5 path, or byte offset in the file.
     public let location: String
+    /// Set when the tensor's bytes lie verbatim (contiguous, little-endian) in its file, so writers can copy
+    /// them file-to-file. `load()` always works, with or without it.
+    public let span: FileSpan?
     private let loader: @Sendable () throws -> Tensor
 
-    public init(name: String, dtype: DType, shape: [Int], location: String, loader: @escaping @Sendable () throws -> Tensor) {
+    public init(name: String, dtype: DType, shape: [Int], location: String, span: FileSpan? = nil,
+                loader: @escaping @Sendable () throws -> Tensor) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.location = location
+        self.span = span.flatMap { ShapeMath.byteCount(shape, dtype) == $0.count ? $0 : nil }
         self.loader = loader
     }
 

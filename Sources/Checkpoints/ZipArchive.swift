@@ -49,6 +49,24 @@ public final class ZipArchive: @unchecked Sendable {
         }
         members = ms
         byName = map
+        storedOffsets = (try? ZipDirectory.storedDataOffsets(path: path)) ?? [:]
+    }
+
+    /// Absolute file offsets of the data of stored (uncompressed) members, from our own read of the central
+    /// directory; empty if that read fails (then every read goes through libzip).
+    private let storedOffsets: [String: Int]
+    private let sourceLock = ZipLock()
+    nonisolated(unsafe) private var openedSource: SourceFile?
+
+    /// Where member `m`'s bytes `[offset, offset+count)` lie verbatim in the archive file, if it is stored.
+    public func span(_ m: Member, offset: Int, count: Int) -> FileSpan? {
+        guard m.isStored, let start = storedOffsets[m.name], offset >= 0, count >= 0, offset <= m.size, count <= m.size - offset
+        else { return nil }
+        let file: SourceFile? = sourceLock.withLock {
+            if openedSource == nil { openedSource = try? SourceFile(path: path) }
+            return openedSource
+        }
+        return file.map { FileSpan(file: $0, offset: start + offset, count: count) }
     }
 
     deinit { zip_discard(handle) }
@@ -112,6 +130,69 @@ public final class ZipArchive: @unchecked Sendable {
 }
 
 import Foundation
+
+/// Just enough of the zip format to find where each stored member's data starts (libzip does not expose it):
+/// end-of-central-directory record (and its zip64 form), central directory headers, local headers.
+enum ZipDirectory {
+    static func storedDataOffsets(path: String) throws -> [String: Int] {
+        let f = try MappedFile(path: path)
+        let b = f.bytes
+        func u16(_ o: Int) throws -> Int { Int(try f.slice(o, 2).loadUnaligned(as: UInt16.self).littleEndian) }
+        func u32(_ o: Int) throws -> Int { Int(try f.slice(o, 4).loadUnaligned(as: UInt32.self).littleEndian) }
+        func u64(_ o: Int) throws -> Int {
+            let v = try f.slice(o, 8).loadUnaligned(as: UInt64.self).littleEndian
+            guard v <= UInt64(Int.max) else { throw CheckpointError("zip offset overflows", file: path, offset: o) }
+            return Int(v)
+        }
+        // End of central directory: the last signature within the final 64 KiB + 22 bytes.
+        guard b.count >= 22 else { return [:] }
+        var eocd = -1
+        var o = b.count - 22
+        while o >= max(0, b.count - 22 - 65535) {
+            if try u32(o) == 0x0605_4B50 { eocd = o; break }
+            o -= 1
+        }
+        guard eocd >= 0 else { return [:] }
+        var entries = try u16(eocd + 10)
+        var cdOffset = try u32(eocd + 16)
+        if (entries == 0xFFFF || cdOffset == 0xFFFF_FFFF), eocd >= 20, try u32(eocd - 20) == 0x0706_4B50 {
+            let z = try u64(eocd - 20 + 8)
+            guard try u32(z) == 0x0606_4B50 else { return [:] }
+            entries = try u64(z + 32)
+            cdOffset = try u64(z + 48)
+        }
+        var out: [String: Int] = [:]
+        var p = cdOffset
+        for _ in 0..<min(entries, b.count / 46) {
+            guard try u32(p) == 0x0201_4B50 else { return [:] }
+            let method = try u16(p + 10)
+            let nameLen = try u16(p + 28), extraLen = try u16(p + 30), commentLen = try u16(p + 32)
+            var compSize = try u32(p + 20), size = try u32(p + 24), local = try u32(p + 42)
+            let name = String(decoding: try f.slice(p + 46, nameLen), as: UTF8.self)
+            // zip64 extra field: 64-bit values for whichever of size, compressed size, local offset are 0xFFFFFFFF.
+            var e = p + 46 + nameLen
+            let extraEnd = e + extraLen
+            while e + 4 <= extraEnd {
+                let id = try u16(e), len = try u16(e + 2)
+                if id == 0x0001 {
+                    var q = e + 4
+                    if size == 0xFFFF_FFFF { size = try u64(q); q += 8 }
+                    if compSize == 0xFFFF_FFFF { compSize = try u64(q); q += 8 }
+                    if local == 0xFFFF_FFFF { local = try u64(q) }
+                }
+                e += 4 + len
+            }
+            if method == 0 && compSize == size {
+                guard try u32(local) == 0x0403_4B50 else { return [:] }
+                let start = local + 30 + (try u16(local + 26)) + (try u16(local + 28))
+                let (end, overflow) = start.addingReportingOverflow(size)
+                if !overflow && end <= b.count { out[name] = start }
+            }
+            p += 46 + nameLen + extraLen + commentLen
+        }
+        return out
+    }
+}
 
 /// libzip handles are not thread-safe; serialise reads.
 final class ZipLock: @unchecked Sendable {

@@ -35,6 +35,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Overwrite an existing output file.")
     var force = false
 
+    @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
+    var sync = false
+
     func run() throws {
         let outPath = output ?? Self.defaultOutput(for: input, to: to)
         let fm = FileManager.default
@@ -58,11 +61,11 @@ struct ConvertCommand: ParsableCommand {
         case .safetensors:
             let out = try AtomicOutput(destination: outPath)
             try SafetensorsWriter.write(sd, to: out, dtype: cast, metadata: meta, progress: bar.update)
-            try out.commit()
+            try out.commit(durable: sync)
         case .h5:
             let out = try AtomicOutput(destination: outPath)
             try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: cast, metadata: meta, progress: bar.update)
-            try out.commit()
+            try out.commit(durable: sync)
         }
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
