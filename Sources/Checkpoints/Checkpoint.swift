@@ -48,6 +48,8 @@ public enum Checkpoint {
         if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
         // Legacy torch.save: a pickle (PROTO opcode 0x80) whose first object is the magic number 0x1950a86a20f9469cfc6c (LONG1).
         if starts([0x80]) && b.count >= 3 && b[2] == 0x8A { return .pytorchLegacy }
+        // ... or, written with pickle protocol 0 or 1, that number as text.
+        if starts(Array("L119547037146038801333356".utf8)) { return .pytorchLegacy }
         // safetensors: u64 header length, then a JSON object.
         if b.count >= 9 {
             let n = b.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian

@@ -49,7 +49,7 @@ struct InspectCommand: ParsableCommand {
         case .none: return .null
         case .bool(let b): return .bool(b)
         case .int(let i): return .int(i)
-        case .bigInt(let s): return .string(s)
+        case .bigInt(let s): return s.allSatisfy({ $0.isNumber || $0 == "-" }) ? .bigInt(s) : .string(s)
         case .float(let d): return .double(d)
         case .string(let s): return .string(s)
         case .bytes(let b): return .string("<\(b.count) bytes>")

@@ -5,6 +5,8 @@ public indirect enum JSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// An integer beyond Int64, written as its decimal digits (JSON numbers have no size limit).
+    case bigInt(String)
     case double(Double)
     case string(String)
     case array([JSON])
@@ -20,6 +22,7 @@ public indirect enum JSON: Sendable, Equatable {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
+        case .bigInt(let digits): return digits
         case .double(let d):
             if d.isNaN { return "\"NaN\"" }
             if d.isInfinite { return d > 0 ? "\"Infinity\"" : "\"-Infinity\"" }
