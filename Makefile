@@ -22,6 +22,10 @@ demo: release
 	cp $(DEMO) .build/demo/
 	.build/release/weights convert .build/demo/$(notdir $(DEMO))
 	.build/release/weights inspect .build/demo/$(basename $(notdir $(DEMO))).safetensors
+	@echo
+	@echo "== verify: a legacy-format ResNet checkpoint on the Swift model against PyTorch's stored outputs"
+	.build/release/weights verify --model resnet18_tiny --weights Tests/VerificationTests/Fixtures/resnet18_tiny.legacy.pth \
+	    --reference Tests/ModelsTests/Fixtures/resnet18_tiny.reference.safetensors
 
 clean:
 	rm -rf .build
