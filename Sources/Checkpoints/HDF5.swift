@@ -1,4 +1,382 @@
-// PLACEHOLDER: being written now.
+import CHDF5
+import TensorCore
+
+/// HDF5 reader (h5py, Keras) through libhdf5.
+///
+/// Every dataset becomes a tensor named by its path with `/` → `.` (no leading dot), visited group by group in
+/// creation order when the file tracks it (files written by `HDF5Writer` do) and in name order otherwise (the order
+/// `h5py.File.keys()` shows), except that all-digit sibling names (`vars/0`, …, `vars/10`) go in numeric order.
+/// The structure walk runs in a child process so that libhdf5 crashing on a corrupt file becomes an error
+/// (`HDF5Isolation.swift`). Types: IEEE float64/32/16 (and a 2-byte float with bfloat16's
+/// field layout), int8/16/32/64, uint8, h5py's bool enum; uint16/uint32 are widened to int64 and uint64 is read as
+/// int64 (an error on load if a value exceeds 2^63-1). A float32 dataset carrying the attribute `dtype = "bfloat16"`
+/// (how `HDF5Writer` stores bfloat16) is restored as bfloat16. String datasets become metadata; datasets of other
+/// types (compound, vlen, opaque, references, …) are skipped, each leaving a metadata note under its own name saying
+/// what it was, so that one exotic dataset does not make a whole weight file unreadable.
+///
+/// Attributes of groups and datasets become metadata named `<path>.<attr>` (`<attr>` at the root); arrays get one
+/// entry per element (`<path>.<attr>.<i>`), as lists are flattened elsewhere.
+///
+/// Keras layouts (see `HDF5Keras.swift`) are renamed and reported by a `keras_layout` metadata entry.
 public enum HDF5Reader {
-    public static func read(path: String) throws -> StateDict { throw CheckpointError("HDF5 not implemented yet", file: path) }
+    public static func read(path: String) throws -> StateDict {
+        H5.prepare()
+        // The structure walk runs in a child process (see HDF5Isolation.swift): libhdf5 can crash on corrupt files.
+        let walk = try H5Isolation.walk(path: path)
+        // The same open succeeded in the child; it is repeated here for the lazy loaders.
+        let file = try H5.locked { try H5File(path: path) }
+        var tensors = walk.datasets
+        var metadata = walk.metadata
+        if let keras = HDF5Keras.rename(&tensors, stringAttributes: walk.stringAttributes) {
+            metadata.append(MetadataEntry(name: "keras_layout", value: .string(keras)))
+        }
+        var seen = Set<String>()
+        for t in tensors where !seen.insert(t.name).inserted {
+            throw CheckpointError("two datasets map to the same tensor name (one of them is \(t.hdfPath))", file: path, key: t.name)
+        }
+        let entries = tensors.map { d in
+            TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: d.hdfPath + d.plan.note) {
+                try H5.locked { try d.load(file) }
+            }
+        }
+        return StateDict(format: .hdf5, file: path, tensors: entries, metadata: metadata)
+    }
+}
+
+/// An open HDF5 file, closed when the last loader referring to it goes away.
+final class H5File: @unchecked Sendable {
+    let id: hid_t
+    let path: String
+
+    /// Whether `deinit` takes `H5.lock` (not in a forked child, where the lock's owner thread does not exist).
+    private let closeUnderLock: Bool
+
+    init(path: String, closeUnderLock: Bool = true) throws {
+        self.path = path
+        self.closeUnderLock = closeUnderLock
+        let ok = H5Fis_hdf5(path)
+        guard ok > 0 else {
+            let why = ok < 0 ? H5.lastError() : "no HDF5 signature"
+            throw CheckpointError("not a readable HDF5 file (\(why))", file: path)
+        }
+        let fapl = H5Pcreate(weights_h5p_file_access())
+        defer { if fapl >= 0 { H5Pclose(fapl) } }
+        if fapl >= 0 {
+            // Reading needs no lock; without this, opening fails on file systems without flock.
+            _ = H5Pset_file_locking(fapl, false, true)
+        }
+        let id = H5Fopen(path, weights_h5f_acc_rdonly(), fapl >= 0 ? fapl : weights_h5p_default())
+        guard id >= 0 else {
+            throw CheckpointError("cannot open HDF5 file (corrupt or truncated?): \(H5.lastError())", file: path)
+        }
+        self.id = id
+    }
+
+    deinit {
+        if closeUnderLock { H5.locked { _ = H5Fclose(id) } } else { H5Fclose(id) }
+    }
+}
+
+/// How a dataset's elements are read into a tensor.
+struct H5ReadPlan: Sendable {
+    enum Memory: String, Sendable {
+        case nativeDouble, nativeFloat, nativeInt8, nativeInt16, nativeInt32, nativeInt64, nativeUInt8
+        /// The file's own 2-byte float type in little-endian order (float16, bfloat16 layouts).
+        case fileTypeLE
+        /// The native form of the file type (h5py's bool enum).
+        case nativeOfFileType
+        /// Read as uint64, each value checked to fit in int64.
+        case uint64Checked
+        /// Read as float32 and narrowed to bfloat16 (exact: written from bfloat16 by `HDF5Writer`).
+        case float32AsBFloat16
+    }
+    let memory: Memory
+    var note: String = ""
+}
+
+/// One dataset found by the walk.
+struct H5Dataset: Sendable {
+    var name: String
+    let hdfPath: String
+    let dtype: DType
+    let shape: [Int]
+    let plan: H5ReadPlan
+    let byteCount: Int
+
+    /// Reads the dataset (caller holds `H5.lock`).
+    func load(_ file: H5File) throws -> Tensor {
+        func fail(_ what: String) -> CheckpointError {
+            CheckpointError("HDF5 dataset '\(hdfPath)': \(what): \(H5.lastError())", file: file.path)
+        }
+        let ds = H5Dopen2(file.id, hdfPath, weights_h5p_default())
+        guard ds >= 0 else { throw fail("cannot open") }
+        defer { H5Dclose(ds) }
+        guard byteCount > 0 else { return Tensor(dtype: dtype, shape: shape, bytes: []) }
+        let count = byteCount / dtype.byteSize
+
+        func read(into buf: UnsafeMutableRawPointer, memType: hid_t) throws {
+            guard H5Dread(ds, memType, weights_h5s_all(), weights_h5s_all(), weights_h5p_default(), buf) >= 0 else {
+                throw fail("cannot read")
+            }
+        }
+        func readFixed(_ memType: hid_t) throws -> [UInt8] {
+            var out = [UInt8](repeating: 0, count: byteCount)
+            try out.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: memType) }
+            return out
+        }
+        func withDerivedType<T>(_ make: (hid_t) -> hid_t, _ body: (hid_t) throws -> T) throws -> T {
+            let ftype = H5Dget_type(ds)
+            guard ftype >= 0 else { throw fail("cannot get the datatype") }
+            defer { H5Tclose(ftype) }
+            let mem = make(ftype)
+            guard mem >= 0 else { throw fail("cannot make a memory datatype") }
+            defer { H5Tclose(mem) }
+            return try body(mem)
+        }
+
+        let bytes: [UInt8]
+        switch plan.memory {
+        case .nativeDouble: bytes = try readFixed(weights_h5t_native_double())
+        case .nativeFloat: bytes = try readFixed(weights_h5t_native_float())
+        case .nativeInt8: bytes = try readFixed(weights_h5t_native_int8())
+        case .nativeInt16: bytes = try readFixed(weights_h5t_native_int16())
+        case .nativeInt32: bytes = try readFixed(weights_h5t_native_int32())
+        case .nativeInt64: bytes = try readFixed(weights_h5t_native_int64())
+        case .nativeUInt8: bytes = try readFixed(weights_h5t_native_uint8())
+        case .fileTypeLE:
+            bytes = try withDerivedType({ f in
+                let m = H5Tcopy(f)
+                if m >= 0 { H5Tset_order(m, H5T_ORDER_LE) }
+                return m
+            }, readFixed)
+        case .nativeOfFileType:
+            bytes = try withDerivedType({ H5Tget_native_type($0, H5T_DIR_ASCEND) }, readFixed)
+        case .uint64Checked:
+            var v = [UInt64](repeating: 0, count: count)
+            try v.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: weights_h5t_native_uint64()) }
+            if let i = v.firstIndex(where: { $0 > UInt64(Int64.max) }) {
+                throw CheckpointError("HDF5 dataset '\(hdfPath)': uint64 value \(v[i]) at element \(i) does not fit in int64", file: file.path)
+            }
+            bytes = v.withUnsafeBytes { Array($0) }
+        case .float32AsBFloat16:
+            var f = [Float](repeating: 0, count: count)
+            try f.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: weights_h5t_native_float()) }
+            var out = [UInt8](repeating: 0, count: byteCount)
+            out.withUnsafeMutableBytes { d in
+                f.withUnsafeBytes { s in
+                    DTypeConversion.convert(s.baseAddress!, from: .float32, into: d.baseAddress!, to: .bfloat16, count: count)
+                }
+            }
+            bytes = out
+        }
+        return Tensor(dtype: dtype, shape: shape, bytes: bytes)
+    }
+}
+
+/// Recursive walk over groups, collecting datasets and attributes (caller holds `H5.lock`).
+struct H5Walker {
+    let file: H5File
+    var datasets: [H5Dataset] = []
+    var metadata: [MetadataEntry] = []
+    /// String-array attributes by object path, kept whole for Keras layout detection.
+    var stringAttributes: [String: [String: [String]]] = [:]
+    private var visitedGroups = Set<haddr_t>()
+    private var objectCount = 0
+
+    static let maxDepth = 256
+    static let maxObjects = 10_000_000
+
+    init(file: H5File) { self.file = file }
+
+    static func dotted(_ hdfPath: String) -> String {
+        String(hdfPath.drop { $0 == "/" }).replacingSlashes()
+    }
+
+    static func join(_ parent: String, _ child: String) -> String {
+        parent == "/" ? "/" + child : parent + "/" + child
+    }
+
+    private func metaName(_ objectPath: String, _ leaf: String) -> String {
+        let base = Self.dotted(objectPath)
+        return base.isEmpty ? leaf : base + "." + leaf
+    }
+
+    mutating func visitGroup(_ group: hid_t, hdfPath: String, depth: Int) throws {
+        guard depth <= Self.maxDepth else {
+            throw CheckpointError("HDF5 group '\(hdfPath)' is nested more than \(Self.maxDepth) levels deep")
+        }
+        var info = H5O_info_t()
+        if H5Oget_info2(group, &info, UInt32(H5O_INFO_BASIC)) >= 0 {
+            guard visitedGroups.insert(info.addr).inserted else {
+                metadata.append(MetadataEntry(name: Self.dotted(hdfPath), value: .string("<group linked a second time; not visited again>")))
+                return
+            }
+        }
+        try readAttributes(group, objectPath: hdfPath, skip: [])
+        let names: [String]
+        do {
+            names = try H5.linkNames(group)
+        } catch let e as CheckpointError {
+            throw CheckpointError("HDF5 group '\(hdfPath)': \(e.message)")
+        }
+        for name in names {
+            objectCount += 1
+            guard objectCount <= Self.maxObjects else { throw CheckpointError("more than \(Self.maxObjects) HDF5 objects") }
+            let childPath = Self.join(hdfPath, name)
+            var linfo = H5L_info_t()
+            guard H5Lget_info(group, name, &linfo, weights_h5p_default()) >= 0 else {
+                throw CheckpointError("HDF5 link '\(childPath)': unreadable: \(H5.lastError())")
+            }
+            if linfo.type != H5L_TYPE_HARD {
+                let kind = linfo.type == H5L_TYPE_SOFT ? "soft" : linfo.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined"
+                metadata.append(MetadataEntry(name: Self.dotted(childPath), value: .string("<\(kind) link, not followed>")))
+                continue
+            }
+            let obj = H5Oopen(group, name, weights_h5p_default())
+            guard obj >= 0 else { throw CheckpointError("HDF5 object '\(childPath)': cannot open: \(H5.lastError())") }
+            defer { H5Oclose(obj) }
+            switch H5Iget_type(obj) {
+            case H5I_GROUP: try visitGroup(obj, hdfPath: childPath, depth: depth + 1)
+            case H5I_DATASET: try visitDataset(obj, hdfPath: childPath)
+            default: continue // committed datatypes carry no data
+            }
+        }
+    }
+
+    private mutating func visitDataset(_ ds: hid_t, hdfPath: String) throws {
+        func fail(_ what: String) -> CheckpointError {
+            CheckpointError("HDF5 dataset '\(hdfPath)': \(what)", key: Self.dotted(hdfPath))
+        }
+        let type = H5Dget_type(ds)
+        guard type >= 0 else { throw fail("cannot read its datatype: \(H5.lastError())") }
+        defer { H5Tclose(type) }
+        let space = H5Dget_space(ds)
+        guard space >= 0 else { throw fail("cannot read its dataspace: \(H5.lastError())") }
+        defer { H5Sclose(space) }
+        let name = Self.dotted(hdfPath)
+        let cls = H5Tget_class(type)
+
+        if cls == H5T_STRING {
+            let values = try CheckpointError.withContext(key: name) {
+                try H5.readValues(type: type, space: space) { H5Dread(ds, $0, weights_h5s_all(), weights_h5s_all(), weights_h5p_default(), $1) }
+            }
+            let isScalar = H5Sget_simple_extent_type(space) == H5S_SCALAR
+            append(values, name: name, scalar: isScalar)
+            try readAttributes(ds, objectPath: hdfPath, skip: [])
+            return
+        }
+        guard let shape = try CheckpointError.withContext(key: name, { try H5.dims(space) }) else {
+            metadata.append(MetadataEntry(name: name, value: .string("<HDF5 dataset with a null dataspace (no data); skipped>")))
+            try readAttributes(ds, objectPath: hdfPath, skip: [])
+            return
+        }
+        guard var (dtype, plan) = try classify(type) else {
+            let what = "\(H5.className(cls)) dataset of \(H5Tget_size(type))-byte elements, shape \(shape)"
+            metadata.append(MetadataEntry(name: name, value: .string("<skipped: \(what); not a supported tensor type>")))
+            try readAttributes(ds, objectPath: hdfPath, skip: [])
+            return
+        }
+        // bfloat16 written by HDF5Writer: float32 data plus the attribute dtype = "bfloat16".
+        var consumed: Set<String> = []
+        if dtype == .float32, case .strings(let s)? = try? attributeValues(ds, "dtype"), s == ["bfloat16"] {
+            dtype = .bfloat16
+            plan = H5ReadPlan(memory: .float32AsBFloat16, note: " (stored as float32)")
+            consumed.insert("dtype")
+        }
+        guard let byteCount = ShapeMath.byteCount(shape, dtype) else { throw fail("shape \(shape) overflows") }
+        // Bound what a load may allocate: the data must be plausible for the bytes the file stores.
+        let stored = Int(clamping: H5Dget_storage_size(ds))
+        let (plausible, o) = stored.multipliedReportingOverflow(by: 1100)
+        if byteCount > 64 << 20 && !o && byteCount > plausible {
+            throw fail("declares \(byteCount) bytes of data but stores only \(stored) (implausible even for gzip)")
+        }
+        datasets.append(H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape, plan: plan, byteCount: byteCount))
+        try readAttributes(ds, objectPath: hdfPath, skip: consumed)
+    }
+
+    /// The tensor dtype and read plan for a file datatype, or nil if it is not a tensor type.
+    private func classify(_ type: hid_t) throws -> (DType, H5ReadPlan)? {
+        let size = H5Tget_size(type)
+        switch H5Tget_class(type) {
+        case H5T_FLOAT:
+            switch size {
+            case 8: return (.float64, H5ReadPlan(memory: .nativeDouble))
+            case 4: return (.float32, H5ReadPlan(memory: .nativeFloat))
+            case 2:
+                var spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0
+                guard H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) >= 0 else { return nil }
+                if esize == 5 && msize == 10 { return (.float16, H5ReadPlan(memory: .fileTypeLE)) }
+                if esize == 8 && msize == 7 { return (.bfloat16, H5ReadPlan(memory: .fileTypeLE)) }
+                return nil
+            default: return nil
+            }
+        case H5T_INTEGER:
+            let signed = H5Tget_sign(type) != H5T_SGN_NONE
+            switch (signed, size) {
+            case (true, 1): return (.int8, H5ReadPlan(memory: .nativeInt8))
+            case (true, 2): return (.int16, H5ReadPlan(memory: .nativeInt16))
+            case (true, 4): return (.int32, H5ReadPlan(memory: .nativeInt32))
+            case (true, 8): return (.int64, H5ReadPlan(memory: .nativeInt64))
+            case (false, 1): return (.uint8, H5ReadPlan(memory: .nativeUInt8))
+            case (false, 2), (false, 4): return (.int64, H5ReadPlan(memory: .nativeInt64, note: " (uint\(size * 8) read as int64)"))
+            case (false, 8): return (.int64, H5ReadPlan(memory: .uint64Checked, note: " (uint64 read as int64)"))
+            default: return nil
+            }
+        case H5T_ENUM where H5.isBoolEnum(type):
+            return (.bool, H5ReadPlan(memory: .nativeOfFileType))
+        default:
+            return nil
+        }
+    }
+
+    private func attributeValues(_ obj: hid_t, _ attrName: String) throws -> H5.Values {
+        let attr = H5Aopen(obj, attrName, weights_h5p_default())
+        guard attr >= 0 else { throw CheckpointError("cannot open attribute '\(attrName)': \(H5.lastError())") }
+        defer { H5Aclose(attr) }
+        let type = H5Aget_type(attr)
+        guard type >= 0 else { throw CheckpointError("cannot read the type of attribute '\(attrName)': \(H5.lastError())") }
+        defer { H5Tclose(type) }
+        let space = H5Aget_space(attr)
+        guard space >= 0 else { throw CheckpointError("cannot read the dataspace of attribute '\(attrName)': \(H5.lastError())") }
+        defer { H5Sclose(space) }
+        return try H5.readValues(type: type, space: space) { H5Aread(attr, $0, $1) }
+    }
+
+    private mutating func readAttributes(_ obj: hid_t, objectPath: String, skip: Set<String>) throws {
+        for attrName in H5.attributeNames(obj) where !skip.contains(attrName) {
+            let name = metaName(objectPath, attrName)
+            let values = try CheckpointError.withContext(key: name) { try attributeValues(obj, attrName) }
+            let attr = H5Aopen(obj, attrName, weights_h5p_default())
+            var scalar = true
+            if attr >= 0 {
+                let space = H5Aget_space(attr)
+                if space >= 0 { scalar = H5Sget_simple_extent_type(space) == H5S_SCALAR; H5Sclose(space) }
+                H5Aclose(attr)
+            }
+            if case .strings(let s) = values, !scalar {
+                stringAttributes[objectPath, default: [:]][attrName] = s
+            }
+            append(values, name: name, scalar: scalar)
+        }
+    }
+
+    /// Metadata entries for values: one entry for a scalar, `name.i` per element for arrays.
+    private mutating func append(_ values: H5.Values, name: String, scalar: Bool) {
+        let items: [MetaValue]
+        switch values {
+        case .ints(let v): items = v.map { .int($0) }
+        case .bigUInts(let v): items = v.map { $0 <= UInt64(Int64.max) ? .int(Int64($0)) : .bigInt(String($0)) }
+        case .floats(let v): items = v.map { .float($0) }
+        case .bools(let v): items = v.map { .bool($0) }
+        case .strings(let v): items = v.map { .string($0) }
+        case .unsupported(let why):
+            metadata.append(MetadataEntry(name: name, value: .string("<skipped: \(why)>")))
+            return
+        }
+        if scalar && items.count == 1 {
+            metadata.append(MetadataEntry(name: name, value: items[0]))
+        } else {
+            for (i, v) in items.enumerated() { metadata.append(MetadataEntry(name: "\(name).\(i)", value: v)) }
+        }
+    }
 }
