@@ -29,12 +29,8 @@ static inline hid_t weights_h5p_default(void) { return H5P_DEFAULT; }
 static inline hid_t weights_h5s_all(void) { return H5S_ALL; }
 static inline void weights_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 // Added for the HDF5 reader/writer (Sources/Checkpoints/HDF5*.swift).
-static inline hid_t weights_h5t_native_int(void) { return H5T_NATIVE_INT; }
-static inline hid_t weights_h5t_std_u16le(void) { return H5T_STD_U16LE; }
-static inline hid_t weights_h5t_std_i16be(void) { return H5T_STD_I16BE; }
 static inline hid_t weights_h5p_file_create(void) { return H5P_FILE_CREATE; }
 static inline hid_t weights_h5p_group_create(void) { return H5P_GROUP_CREATE; }
-static inline hid_t weights_h5p_attribute_create(void) { return H5P_ATTRIBUTE_CREATE; }
 static inline hid_t weights_h5e_default(void) { return H5E_DEFAULT; }
 static inline unsigned weights_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned weights_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }

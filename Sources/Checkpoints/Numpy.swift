@@ -29,7 +29,9 @@ public enum NumpyReader {
             sd.metadata = try CheckpointError.withContext(file: path, offset: header.dataOffset) { try header.strings(raw, name: name) }
         case .tensor(let layout):
             let offset = header.dataOffset
-            sd.tensors = [TensorEntry(name: name, dtype: layout.dtype, shape: header.shape, location: "byte \(offset)" + layout.note) {
+            let span = header.isVerbatim(layout) ? (try? SourceFile(path: path)).map { FileSpan(file: $0, offset: offset, count: dataSize) } : nil
+            sd.tensors = [TensorEntry(name: name, dtype: layout.dtype, shape: header.shape, location: "byte \(offset)" + layout.note,
+                                      span: span) {
                 let raw = try file.slice(offset, dataSize)
                 return try CheckpointError.withContext(offset: offset) { try header.decode(raw, layout) }
             }]
@@ -74,8 +76,9 @@ public enum NumpyReader {
                 }
             case .tensor(let layout):
                 let offset = header.dataOffset
+                let span = header.isVerbatim(layout) ? zip.span(m, offset: offset, count: dataSize) : nil
                 sd.tensors.append(TensorEntry(name: name, dtype: layout.dtype, shape: header.shape,
-                                              location: "\(m.name) +\(offset)" + layout.note) {
+                                              location: "\(m.name) +\(offset)" + layout.note, span: span) {
                     let raw = try zip.read(m, offset: offset, count: dataSize)
                     return try CheckpointError.withContext(file: path, member: m.name, offset: offset) {
                         try raw.withUnsafeBytes { try header.decode($0, layout) }
@@ -252,6 +255,12 @@ struct NPYHeader {
         if available > need {
             throw CheckpointError("array data has \(available) bytes but '\(descr)' \(shape) needs \(need)")
         }
+    }
+
+    /// Whether the bytes on disk are already the tensor's bytes (C order, little-endian, no widening), so that
+    /// writers may copy them file-to-file.
+    func isVerbatim(_ l: Layout) -> Bool {
+        !l.unsignedSource && !(l.bigEndian && l.itemSize > 1) && !(fortranOrder && shape.count > 1)
     }
 
     /// Bytes on disk → C-ordered little-endian tensor.
