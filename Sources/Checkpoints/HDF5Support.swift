@@ -80,18 +80,19 @@ enum H5 {
         return []
     }
 
-    /// HDF5's name order (byte-wise, as h5py's `keys()` shows it), except that two names made only of digits
-    /// compare as numbers, so `vars/2` comes before `vars/10` and `layer1/2` before `layer1/10`.
+    /// HDF5's name order (byte-wise, as h5py's `keys()` shows it), except that names made only of digits come
+    /// first and in numeric order, so `vars/2` comes before `vars/10` and `layer1/2` before `layer1/10`.
     static func naturalOrder(_ a: String, _ b: String) -> Bool {
         func number(_ s: String) -> Substring? {
             guard !s.isEmpty, s.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-            let t = s.drop { $0 == "0" }
-            return t
+            return s.drop { $0 == "0" }
         }
-        if let x = number(a), let y = number(b), x != y {
-            return x.count != y.count ? x.count < y.count : x < y
+        switch (number(a), number(b)) {
+        case let (x?, y?) where x != y: return x.count != y.count ? x.count < y.count : x < y
+        case (_?, nil): return true
+        case (nil, _?): return false
+        default: return a.utf8.lexicographicallyPrecedes(b.utf8)
         }
-        return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     /// Dimensions of a dataspace: [] for scalar, nil for a null dataspace (no data at all).
