@@ -1,4 +1,7 @@
 import CHDF5
+#if canImport(Glibc)
+import Glibc
+#endif
 import TensorCore
 
 /// HDF5 reader (h5py, Keras) through libhdf5.
@@ -34,8 +37,13 @@ public enum HDF5Reader {
         for t in tensors where !seen.insert(t.name).inserted {
             throw CheckpointError("two datasets map to the same tensor name (one of them is \(t.hdfPath))", file: path, key: t.name)
         }
+        let source = tensors.contains { $0.verbatimOffset >= 0 } ? try? SourceFile(path: path) : nil
+        var st = stat()
+        let fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
         let entries = tensors.map { d in
-            TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: d.hdfPath + d.plan.note) {
+            let inFile = d.verbatimOffset >= 0 && d.verbatimOffset <= fileSize - d.byteCount
+            let span = inFile ? source.map { FileSpan(file: $0, offset: d.verbatimOffset, count: d.byteCount) } : nil
+            return TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: d.hdfPath + d.plan.note, span: span) {
                 try H5.locked { try d.load(file) }
             }
         }
@@ -102,6 +110,9 @@ struct H5Dataset: Sendable {
     let shape: [Int]
     let plan: H5ReadPlan
     let byteCount: Int
+    /// Absolute file offset of the data when it lies there verbatim (contiguous layout, little-endian, exactly the
+    /// tensor's bytes), else -1. Lets writers copy it file-to-file.
+    var verbatimOffset = -1
 
     /// Reads the dataset (caller holds `H5.lock`).
     func load(_ file: H5File) throws -> Tensor {
@@ -290,8 +301,40 @@ struct H5Walker {
         if byteCount > 64 << 20 && !o && byteCount > plausible {
             throw fail("declares \(byteCount) bytes of data but stores only \(stored) (implausible even for gzip)")
         }
-        datasets.append(H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape, plan: plan, byteCount: byteCount))
+        var found = H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape, plan: plan, byteCount: byteCount)
+        found.verbatimOffset = verbatimOffset(ds, type: type, dtype: dtype, plan: plan, byteCount: byteCount)
+        datasets.append(found)
         try readAttributes(ds, objectPath: hdfPath, skip: consumed)
+    }
+
+    /// Where the dataset's bytes lie verbatim in the file, or -1: contiguous storage, fully allocated, not external,
+    /// and a file type that is bit for bit the tensor's little-endian layout.
+    private func verbatimOffset(_ ds: hid_t, type: hid_t, dtype: DType, plan: H5ReadPlan, byteCount: Int) -> Int {
+        guard byteCount > 0 else { return -1 }
+        let sameLayout: Bool
+        switch plan.memory {
+        case .nativeDouble: sameLayout = H5Tequal(type, weights_h5t_ieee_f64le()) > 0
+        case .nativeFloat: sameLayout = H5Tequal(type, weights_h5t_ieee_f32le()) > 0
+        case .nativeInt8: sameLayout = H5Tequal(type, weights_h5t_std_i8le()) > 0
+        case .nativeInt16: sameLayout = H5Tequal(type, weights_h5t_std_i16le()) > 0
+        case .nativeInt32: sameLayout = H5Tequal(type, weights_h5t_std_i32le()) > 0
+        case .nativeInt64: sameLayout = dtype == .int64 && H5Tequal(type, weights_h5t_std_i64le()) > 0
+        case .nativeUInt8: sameLayout = H5Tequal(type, weights_h5t_std_u8le()) > 0
+        case .fileTypeLE:
+            sameLayout = dtype == .float16 && H5Tget_order(type) == H5T_ORDER_LE && H5Tget_precision(type) == 16
+                && H5Tget_ebias(type) == 15 && H5Tget_offset(type) == 0
+        case .nativeOfFileType: sameLayout = dtype == .bool // h5py's enum: 1 byte, FALSE = 0, TRUE = 1
+        case .uint64Checked, .float32AsBFloat16: sameLayout = false
+        }
+        guard sameLayout else { return -1 }
+        let dcpl = H5Dget_create_plist(ds)
+        guard dcpl >= 0 else { H5Eclear2(weights_h5e_default()); return -1 }
+        defer { H5Pclose(dcpl) }
+        guard H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_external_count(dcpl) == 0,
+              H5Dget_storage_size(ds) == hsize_t(byteCount) else { return -1 }
+        let offset = H5Dget_offset(ds)
+        guard offset != haddr_t.max, offset <= haddr_t(Int.max - byteCount) else { H5Eclear2(weights_h5e_default()); return -1 }
+        return Int(offset)
     }
 
     /// The tensor dtype and read plan for a file datatype, or nil if it is not a tensor type.

@@ -155,7 +155,7 @@ enum H5Isolation {
         for d in w.datasets {
             out.str(d.name); out.str(d.hdfPath); out.str(d.dtype.rawValue)
             out.int(d.shape.count); for x in d.shape { out.int(x) }
-            out.str(d.plan.memory.rawValue); out.str(d.plan.note); out.int(d.byteCount)
+            out.str(d.plan.memory.rawValue); out.str(d.plan.note); out.int(d.byteCount); out.int(d.verbatimOffset)
         }
         out.int(w.metadata.count)
         for m in w.metadata {
@@ -192,8 +192,10 @@ enum H5Isolation {
             guard let memory = H5ReadPlan.Memory(rawValue: try r.str()) else { throw ByteReader.Truncated() }
             let note = try r.str()
             let byteCount = try r.int()
-            w.datasets.append(H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape,
-                                        plan: H5ReadPlan(memory: memory, note: note), byteCount: byteCount))
+            var d = H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape,
+                              plan: H5ReadPlan(memory: memory, note: note), byteCount: byteCount)
+            d.verbatimOffset = try r.int()
+            w.datasets.append(d)
         }
         for _ in 0..<(try r.count()) {
             let name = try r.str()

@@ -123,7 +123,11 @@ enum H5 {
             names.append(String(cString: p))
             H5free_memory(p)
         }
-        return Set(names) == ["FALSE", "TRUE"]
+        guard Set(names) == ["FALSE", "TRUE"] else { return false }
+        // Values as h5py writes them: FALSE = 0, TRUE = 1.
+        var values: [Int8] = [0, 0]
+        for i in 0..<2 where H5Tget_member_value(type, UInt32(i), &values[i]) < 0 { return false }
+        return (names[0] == "FALSE" ? values : values.reversed()) == [0, 1]
     }
 
     /// A value read from an attribute or a string dataset.

@@ -27,6 +27,15 @@ final class HDF5Tests: TemporaryDirectoryTestCase {
             XCTAssertEqual(entry.shape, t.shape, name)
             XCTAssertEqual(try entry.load().bytes, t.bytes, name)
         }
+        // Contiguous little-endian datasets point at their bytes in the file (for file-to-file copies).
+        let raw = try Data(contentsOf: URL(fileURLWithPath: p))
+        for entry in sd.tensors where entry.byteCount > 0 {
+            guard let span = entry.span else {
+                XCTAssertEqual(entry.dtype, .bfloat16, "\(entry.name): only bfloat16 (stored as float32) is not verbatim")
+                continue
+            }
+            XCTAssertEqual([UInt8](raw[span.offset..<(span.offset + span.count)]), try entry.load().bytes, entry.name)
+        }
         XCTAssertEqual(sd["group.bfloat16"]?.location, "/group/bfloat16 (stored as float32)")
         XCTAssertEqual(sd["layer1.0.conv1.weight"]?.location, "/layer1/0/conv1/weight")
         XCTAssertEqual(sd.metadata, [MetadataEntry(name: "note", value: .string("ü \"quoted\"")),
