@@ -173,15 +173,15 @@ struct NPYHeader {
         do {
             lit = try PyLiteral.parse(text)
         } catch let e as PyLiteral.ParseError {
-            throw CheckpointError("header is not a Python dict literal: \(e.message) at header character \(e.position): \(text.prefix(120).debugDescription)",
+            throw CheckpointError("header is not a Python dict literal: \(e.message) at header character \(e.position): \(preview(text))",
                                   offset: start)
         }
         guard case .dict(let pairs) = lit else {
-            throw CheckpointError("header is not a dict: \(text.prefix(120).debugDescription)", offset: start)
+            throw CheckpointError("header is not a dict: \(preview(text))", offset: start)
         }
         func value(_ k: String) throws -> PyLiteral {
             guard let v = pairs.first(where: { $0.0 == k })?.1 else {
-                throw CheckpointError("header has no '\(k)': \(text.prefix(120).debugDescription)", offset: start)
+                throw CheckpointError("header has no '\(k)': \(preview(text))", offset: start)
             }
             return v
         }
@@ -204,6 +204,14 @@ struct NPYHeader {
         }
         let kind = try parseDescr(descr, offset: start)
         return NPYHeader(descr: descr, kind: kind, fortranOrder: fortran, shape: shape, elementCount: count, dataOffset: end)
+    }
+
+    /// The header text for an error message: printable ASCII only, padding dropped, at most 100 characters.
+    static func preview(_ text: String) -> String {
+        var scalars = Array(text.unicodeScalars.map { (0x20..<0x7F).contains($0.value) ? Character($0) : "?" })
+        while let last = scalars.last, last == " " || last == "?" { scalars.removeLast() }
+        let shown = String(scalars.prefix(100))
+        return "\"" + shown + (scalars.count > 100 ? "…" : "") + "\""
     }
 
     static func parseDescr(_ descr: String, offset: Int) throws -> Kind {
@@ -287,10 +295,8 @@ struct NPYHeader {
             out = Array(raw)
             if l.bigEndian && l.itemSize > 1 { Self.byteSwap(&out, itemSize: l.itemSize) }
         }
-        if fortranOrder && shape.count > 1 && n > 0 {
-            out = Self.fortranToC(out, shape: shape, itemSize: l.dtype.byteSize)
-        }
-        return Tensor(dtype: l.dtype, shape: shape, bytes: out)
+        let t = Tensor(dtype: l.dtype, shape: shape, bytes: out)
+        return fortranOrder ? TensorLayout.fortranToC(t) : t
     }
 
     func decode(_ raw: [UInt8], _ l: Layout) throws -> Tensor {
@@ -306,49 +312,6 @@ struct NPYHeader {
                 i += itemSize
             }
         }
-    }
-
-    /// Reorders column-major (Fortran) element data of `shape` into row-major (C) order.
-    static func fortranToC(_ src: [UInt8], shape: [Int], itemSize: Int) -> [UInt8] {
-        switch itemSize {
-        case 1: return fortranToC(src, shape: shape, as: UInt8.self)
-        case 2: return fortranToC(src, shape: shape, as: UInt16.self)
-        case 4: return fortranToC(src, shape: shape, as: UInt32.self)
-        default: return fortranToC(src, shape: shape, as: UInt64.self)
-        }
-    }
-
-    static func fortranToC<T: FixedWidthInteger>(_ src: [UInt8], shape: [Int], as _: T.Type) -> [UInt8] {
-        let n = ShapeMath.elementCount(shape) ?? 0
-        let rank = shape.count
-        // Element stride of each axis in the Fortran-ordered source.
-        var fstride = [Int](repeating: 1, count: rank)
-        for k in 1..<rank { fstride[k] = fstride[k - 1] * shape[k - 1] }
-        var out = [UInt8](repeating: 0, count: src.count)
-        src.withUnsafeBytes { s in
-            out.withUnsafeMutableBytes { d in
-                let sp = s.bindMemory(to: T.self), dp = d.bindMemory(to: T.self)
-                var index = [Int](repeating: 0, count: rank)
-                var base = 0 // source offset of index[0..<rank-1] with the last axis at 0
-                let inner = shape[rank - 1], innerStride = fstride[rank - 1]
-                var o = 0
-                while o < n {
-                    var si = base
-                    for _ in 0..<inner { dp[o] = sp[si]; o += 1; si += innerStride }
-                    // Advance the odometer over the outer axes.
-                    var k = rank - 2
-                    while k >= 0 {
-                        index[k] += 1
-                        base += fstride[k]
-                        if index[k] < shape[k] { break }
-                        base -= fstride[k] * index[k]
-                        index[k] = 0
-                        k -= 1
-                    }
-                }
-            }
-        }
-        return out
     }
 
     /// Strings of a 0-d or 1-d `S`/`U` array as metadata (`name`, or `name.0`, `name.1`, …).
@@ -469,7 +432,9 @@ enum PyLiteral: CustomStringConvertible {
                     let w = Array(word.unicodeScalars)
                     if i + w.count <= c.count, Array(c[i..<(i + w.count)]) == w { i += w.count; return v }
                 }
-                throw ParseError(message: "unexpected character '\(c[i])'", position: i)
+                let ch = c[i]
+                let shown = (0x21..<0x7F).contains(ch.value) ? "'\(ch)'" : "U+" + String(ch.value, radix: 16, uppercase: true)
+                throw ParseError(message: "unexpected character \(shown)", position: i)
             }
         }
 
