@@ -33,6 +33,7 @@ public enum NumpyReader {
             sd.tensors = [TensorEntry(name: name, dtype: layout.dtype, shape: header.shape, location: "byte \(offset)" + layout.note,
                                       span: span) {
                 let raw = try file.slice(offset, dataSize)
+                defer { file.release(offset, dataSize) }
                 return try CheckpointError.withContext(offset: offset) { try header.decode(raw, layout) }
             }]
         }

@@ -142,13 +142,7 @@ public enum SafetensorsReader {
             let (dtype, shape) = (p.dtype, p.shape)
             let span = source.map { FileSpan(file: $0, offset: start, count: count) }
             return TensorEntry(name: p.name, dtype: dtype, shape: shape, location: "byte \(start)", span: span) {
-                let src = try file.slice(start, count)
-                let bytes = [UInt8](unsafeUninitializedCapacity: count) { buf, n in
-                    if count > 0, let dst = buf.baseAddress, let s = src.baseAddress {
-                        UnsafeMutableRawPointer(dst).copyMemory(from: s, byteCount: count)
-                    }
-                    n = count
-                }
+                let bytes = try file.copyReleasing(start, count)
                 return Tensor(dtype: dtype, shape: shape, bytes: bytes)
             }
         }
