@@ -1,7 +1,7 @@
 /// A small, strict JSON reader for untrusted headers (safetensors). Unlike Foundation's JSONSerialization it keeps
 /// object key order, reports duplicate keys, records the byte offset of every value for error messages, keeps
 /// numbers as their exact text (no silent rounding of 2^63-sized integers) and caps nesting depth.
-enum HeaderJSON {
+public enum HeaderJSON {
     indirect enum Value {
         case null
         case bool(Bool)
@@ -237,7 +237,7 @@ enum HeaderJSON {
     // MARK: writing
 
     /// `s` as a JSON string literal (quotes included); non-ASCII is written as UTF-8.
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -107,28 +107,11 @@ public enum PyTorchLegacyReader {
             let key = st.key
             return StorageBacking(name: "storage '\(key)' at byte \(start)", byteCount: st.numel * es, bigEndian: false,
                                   locate: { "byte \(start + $0) (storage \(key))" },
-                                  read: { offset, count in try readReleasing(file, start + offset, count) },
+                                  read: { offset, count in try file.copyReleasing(start + offset, count) },
                                   span: { offset, count in source.map { FileSpan(file: $0, offset: start + offset, count: count) } })
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: nil, resolve: resolve)
         return StateDict(format: .pytorchLegacy, file: path, tensors: flat.tensors, metadata: flat.metadata)
-    }
-
-    /// Copies bytes out of the mapping and lets the kernel drop the pages again, so converting a large legacy
-    /// file tensor by tensor does not keep the whole file resident (peak RSS stays near the largest tensor).
-    static func readReleasing(_ file: MappedFile, _ offset: Int, _ count: Int) throws -> [UInt8] {
-        let out = try file.read(offset, count)
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        if count > 4 * page, page > 0, let base = file.bytes.baseAddress {
-            // Whole pages inside [offset, offset+count) only; the mapping is read-only and private, so dropping
-            // them just means a later access reads the file again.
-            let first = (offset + page - 1) / page * page
-            let end = (offset + count) / page * page
-            if end > first {
-                _ = madvise(UnsafeMutableRawPointer(mutating: base + first), end - first, MADV_DONTNEED)
-            }
-        }
-        return out
     }
 
     /// One of the small header pickles (no persistent ids, no globals expected).

@@ -1,4 +1,5 @@
 import Foundation
+import Weights
 
 /// A minimal ordered JSON value for CLI output (key order is kept as built, unlike JSONSerialization).
 public indirect enum JSON: Sendable, Equatable {
@@ -44,19 +45,5 @@ public indirect enum JSON: Sendable, Equatable {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { HeaderJSON.quote(s) }
 }
