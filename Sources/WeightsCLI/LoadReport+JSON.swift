@@ -8,11 +8,14 @@ extension LoadReport {
             ("files", .array(files.map { .object([("file", .string($0.file)), ("format", .string($0.format)), ("table", .string($0.table)), ("root", .string($0.root))]) })),
             ("applied", .array(applied.map { .string($0.key) })),
             ("kept", .array(kept.map { .string($0) })),
-            ("missing", .array(missing.map { m in .object([("key", .string(m.key)), ("suggestion", m.suggestion.map { .string($0) } ?? .null)]) })),
-            ("unused", .array(unused.map { u in .object([("key", .string(u.key)), ("file", .string(u.file)), ("suggestion", u.suggestion.map { .string($0) } ?? .null)]) })),
+            ("missing", .array(missing.map { .string($0.key) })),
+            ("unused", .array(unused.map { .string($0.key) })),
             ("mismatched", .array(mismatched.map { m in .object([("key", .string(m.key)), ("expected", .array(m.expected.map { .int(Int64($0)) })), ("found", .array(m.found.map { .int(Int64($0)) })), ("file", .string(m.file))]) })),
             ("ignored", .array(ignored.map { .object([("key", .string($0.key)), ("rule", .string($0.rule))]) })),
             ("notes", .array(notes.map { .string($0) })),
+            // Did-you-mean pairs for near misses between missing model keys and unused file keys.
+            ("suggestions", .object(missing.compactMap { m in m.suggestion.map { (m.key, JSON.string($0)) } }
+                                    + unused.compactMap { u in u.suggestion.map { (u.key, JSON.string($0)) } })),
         ])
     }
 }

@@ -1,0 +1,104 @@
+import Foundation
+import XCTest
+
+/// `weights verify`, `convert --mapping/--model`, `models` and `mappings` through the built binary, on the tiny
+/// models' PyTorch fixtures (Tests/ModelsTests/Fixtures, Tests/VerificationTests/Fixtures).
+final class VerifyCLITests: XCTestCase {
+    static let tests = ((#filePath as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent
+    func weights(_ name: String) -> String { "\(Self.tests)/VerificationTests/Fixtures/\(name)" }
+    func reference(_ model: String) -> String { "\(Self.tests)/ModelsTests/Fixtures/\(model).reference.safetensors" }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], text)
+    }
+
+    func testVerifyPassesWithJSONReport() throws {
+        let r = try CLI.run(["verify", "--model", "vit_tiny_patch8_32", "--weights", weights("vit_tiny_patch8_32.jax.npz"),
+                             "--reference", reference("vit_tiny_patch8_32"), "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let doc = try json(r.stdout)
+        XCTAssertEqual(doc["passed"] as? Bool, true)
+        let out = try XCTUnwrap((doc["outputs"] as? [[String: Any]])?.first)
+        for key in ["name", "max_abs_error", "max_abs_reference", "cosine", "top1_agreement"] { XCTAssertNotNil(out[key], key) }
+        XCTAssertLessThan(try XCTUnwrap(out["max_abs_error"] as? Double), 1e-5)
+        XCTAssertEqual(out["top1_agreement"] as? Double, 1)
+        let load = try XCTUnwrap(doc["load"] as? [String: Any])
+        XCTAssertEqual((load["applied"] as? [String])?.count, 34)
+        for key in ["kept", "missing", "unused", "mismatched"] { XCTAssertEqual((load[key] as? [Any])?.count, 0, key) }
+        XCTAssertNotNil(doc["first_divergence"] as? NSNull)
+    }
+
+    /// The CBAM merge without the attention file: the load succeeds, the outputs differ (exit 2) and the first
+    /// diverging intermediate is named; strict refuses the same file (exit 1) and lists what is missing.
+    func testVerifyExitCodesForDifferingOutputsAndStrictFailure() throws {
+        let args = ["verify", "--model", "resnet18_cbam_tiny", "--weights", weights("resnet18_cbam_tiny.backbone.pth"),
+                    "--reference", reference("resnet18_cbam_tiny")]
+        let merged = try CLI.run(args + ["--policy", "merge", "--json"])
+        XCTAssertEqual(merged.status, 2, merged.stderr)
+        let doc = try json(merged.stdout)
+        XCTAssertEqual(doc["passed"] as? Bool, false)
+        XCTAssertEqual(doc["first_divergence"] as? String, "layer1")
+        XCTAssertEqual(((doc["load"] as? [String: Any])?["kept"] as? [String])?.count, 24)
+
+        let strict = try CLI.run(args)
+        XCTAssertEqual(strict.status, 1)
+        XCTAssertTrue(strict.stderr.contains("24 model key(s) not provided"), strict.stderr)
+        XCTAssertTrue(strict.stderr.contains("layer1.0.ca.fc.0.weight"), strict.stderr)
+
+        let both = try CLI.run(["verify", "--model", "resnet18_cbam_tiny", "--weights", weights("resnet18_cbam_tiny.backbone.pth"),
+                                "--weights", weights("resnet18_cbam_tiny.attention.safetensors"), "--reference", reference("resnet18_cbam_tiny")])
+        XCTAssertEqual(both.status, 0, both.stdout + both.stderr)
+        XCTAssertTrue(both.stdout.hasSuffix("PASS\n"), both.stdout)
+    }
+
+    func testVerifyUsageErrors() throws {
+        XCTAssertEqual(try CLI.run(["verify", "--model", "resnet18_tiny", "--reference", reference("resnet18_tiny")]).status, 64)
+        XCTAssertEqual(try CLI.run(["verify", "--model", "resnet18_tiny", "--weights", "x", "--reference", "y", "--policy", "loose"]).status, 64)
+        let unknown = try CLI.run(["verify", "--model", "resnet19", "--weights", weights("resnet18_tiny.zip.pth"), "--reference", reference("resnet18_tiny")])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains("resnet19"), unknown.stderr)
+    }
+
+    /// convert's default mapping applies the detected table: a JAX npz comes out with timm keys, fused qkv, and
+    /// loads back onto the model under strict with PyTorch's output.
+    func testConvertAppliesTheDetectedTableAndTheResultLoadsStrictly() throws {
+        let dir = NSTemporaryDirectory() + "weights-verify-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/vit.safetensors"
+        let c = try CLI.run(["convert", weights("vit_tiny_patch8_32.jax.npz"), "-o", out, "--model", "vit_tiny_patch8_32"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        XCTAssertTrue(c.stdout.contains("mapping: vit.jax-npz"), c.stdout)
+        let inspect = try json(try CLI.run(["inspect", out, "--json"]).stdout)
+        let tensors = try XCTUnwrap(inspect["tensors"] as? [[String: Any]])
+        let qkv = try XCTUnwrap(tensors.first { $0["name"] as? String == "blocks.0.attn.qkv.weight" })
+        XCTAssertEqual(qkv["shape"] as? [Int], [96, 32])
+        XCTAssertEqual((inspect["metadata"] as? [String: Any])?["mapping_table"] as? String, "vit.jax-npz")
+        let v = try CLI.run(["verify", "--model", "vit_tiny_patch8_32", "--weights", out, "--mapping", "vit.timm",
+                             "--reference", reference("vit_tiny_patch8_32")])
+        XCTAssertEqual(v.status, 0, v.stdout + v.stderr)
+
+        // --mapping none keeps the JAX names; --model then refuses, listing the problem.
+        let none = try CLI.run(["convert", weights("vit_tiny_patch8_32.jax.npz"), "-o", dir + "/raw.safetensors", "--mapping", "none"])
+        XCTAssertEqual(none.status, 0, none.stderr)
+        XCTAssertNotNil(try json(try CLI.run(["inspect", dir + "/raw.safetensors", "--json"]).stdout)["tensors"])
+        let bad = try CLI.run(["convert", weights("vit_tiny_patch8_32.jax.npz"), "-o", dir + "/bad.safetensors",
+                               "--mapping", "none", "--model", "vit_tiny_patch8_32"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad.safetensors"))
+    }
+
+    func testModelsAndMappingsList() throws {
+        let models = try CLI.run(["models", "--json"])
+        XCTAssertEqual(models.status, 0)
+        let list = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(models.stdout.utf8)) as? [[String: Any]])
+        let vit = try XCTUnwrap(list.first { $0["name"] as? String == "vit_base_patch16_224_in21k" })
+        XCTAssertEqual(vit["parameters"] as? Int, 103_186_515)
+        XCTAssertEqual(list.first { $0["name"] as? String == "resnet18" }?["parameters"] as? Int, 11_689_512)
+        let mappings = try CLI.run(["mappings"])
+        XCTAssertEqual(mappings.status, 0)
+        for name in ["resnet.torchvision", "resnet_cbam.torchvision-merge", "resnet.h5-groups", "vit.timm", "vit.jax-npz", "vit.hf-transformers"] {
+            XCTAssertTrue(mappings.stdout.contains(name), name)
+        }
+    }
+}
