@@ -38,6 +38,8 @@ public struct VerificationReport: Sendable {
     public var activations: [Comparison]
     /// The first intermediate (in execution order) that fails its tolerance, if any.
     public var firstDivergence: String?
+    /// Reference tensors named like activations that the model never reported (a misspelt path, another model).
+    public var unmatched: [String] = []
     public var seconds: Double
 
     public var passed: Bool { outputs.allSatisfy(\.passed) }
@@ -72,6 +74,7 @@ public enum Verifier {
             acts.append(Comparison.compare(name: path, actual: got, reference: ref, tolerance: tolerance))
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
-        return VerificationReport(outputs: [out], activations: acts, firstDivergence: acts.first { !$0.passed }?.name, seconds: seconds)
+        return VerificationReport(outputs: [out], activations: acts, firstDivergence: acts.first { !$0.passed }?.name,
+                                  unmatched: wanted.subtracting(order).sorted(), seconds: seconds)
     }
 }

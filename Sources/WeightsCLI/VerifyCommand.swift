@@ -69,6 +69,7 @@ struct VerifyCommand: ParsableCommand {
                 ("outputs", .array(result.outputs.map(\.json))),
                 ("activations", .array(result.activations.map(\.json))),
                 ("first_divergence", result.firstDivergence.map { .string($0) } ?? .null),
+                ("unmatched_activations", .array(result.unmatched.map { .string($0) })),
                 ("forward_seconds", .double(result.seconds)),
                 ("load", report.json),
             ]).rendered())
@@ -78,6 +79,9 @@ struct VerifyCommand: ParsableCommand {
                 print(Self.line(c))
             }
             if let d = result.firstDivergence { print("first divergence: \(d)") }
+            if !result.unmatched.isEmpty {
+                print("not compared (the model reports no activation of that name; paths: \(m.activationPaths.joined(separator: ", "))): \(result.unmatched.joined(separator: ", "))")
+            }
             print(result.passed ? "PASS" : "FAIL: outputs differ")
         }
         if !result.passed { throw CLIFailure("", code: 2) }
