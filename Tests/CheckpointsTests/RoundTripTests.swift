@@ -26,6 +26,42 @@ final class RoundTripTests: XCTestCase {
         try roundTrip { !$0.format.hasPrefix("pytorch") }
     }
 
+    /// PyTorch fixtures → `HDF5Writer` → our HDF5 reader (bit for bit), then h5py (Tools/check_h5.py) when available.
+    func testTorchFixturesRoundTripThroughHDF5() throws {
+        let fixtures = try ExpectedFixture.all(in: Fixtures.root.path).filter { $0.format.hasPrefix("pytorch") && !$0.relativePath.hasPrefix("bad/") }
+        XCTAssertFalse(fixtures.isEmpty)
+        var written: [String] = []
+        for fx in fixtures {
+            let outPath = tmp.appendingPathComponent(fx.relativePath.replacingOccurrences(of: "/", with: "__") + ".h5").path
+            do {
+                let sd = try Checkpoint.open(fx.path)
+                let out = try AtomicOutput(destination: outPath)
+                try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: nil, metadata: ["source_format": sd.format.rawValue])
+                try out.commit()
+                let copy = try HDF5Reader.read(path: outPath)
+                var problems: [String] = []
+                if Set(copy.names) != Set(sd.names) { problems.append("names differ: \(Set(sd.names).symmetricDifference(copy.names).sorted().prefix(10))") }
+                for t in sd.tensors {
+                    guard let c = copy[t.name] else { continue }
+                    let x = try t.load(), y = try c.load()
+                    if (x.dtype, x.shape, x.bytes) != (y.dtype, y.shape, y.bytes) { problems.append("\(t.name): \(y.dtype.rawValue) \(y.shape) differs from \(x.dtype.rawValue) \(x.shape)") }
+                }
+                if problems.isEmpty { written += [outPath, fx.path + ".expected.json"] } else {
+                    XCTFail("\(fx.relativePath) → h5 → back:\n    " + problems.joined(separator: "\n    "))
+                }
+            } catch {
+                XCTFail("\(fx.relativePath) → h5 → back: \(error)")
+            }
+        }
+        guard let python = Self.python(importing: "h5py, numpy") else {
+            throw XCTSkip("no Python with h5py: the Swift-side HDF5 round trip ran; the cross-check with h5py did not")
+        }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Tools/check_h5.py").path
+        let r = try Self.run(python, [script] + written)
+        XCTAssertEqual(r.status, 0, "Tools/check_h5.py disagrees:\n\(r.output)")
+    }
+
     private func roundTrip(_ select: (ExpectedFixture) -> Bool) throws {
         let fixtures = try ExpectedFixture.all(in: Fixtures.root.path).filter { !$0.relativePath.hasPrefix("bad/") && select($0) }
         XCTAssertFalse(fixtures.isEmpty)
@@ -89,7 +125,10 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(r.status, 0, "Tools/check_safetensors.py disagrees:\n\(r.output)")
     }
 
-    static func pythonWithSafetensors() -> String? {
+    static func pythonWithSafetensors() -> String? { python(importing: "safetensors") }
+
+    /// A Python that can `import modules`: $WEIGHTS_PYTHON, /work/venv/bin/python, or python3 on PATH.
+    static func python(importing modules: String) -> String? {
         var candidates: [String] = []
         if let p = ProcessInfo.processInfo.environment["WEIGHTS_PYTHON"] { candidates.append(p) }
         candidates.append("/work/venv/bin/python")
@@ -97,7 +136,7 @@ final class RoundTripTests: XCTestCase {
             candidates.append("\(dir)/python3")
         }
         for c in candidates where FileManager.default.isExecutableFile(atPath: c) {
-            if let r = try? run(c, ["-c", "import safetensors"]), r.status == 0 { return c }
+            if let r = try? run(c, ["-c", "import \(modules)"]), r.status == 0 { return c }
         }
         return nil
     }
