@@ -1,0 +1,168 @@
+// How a fuzz input becomes a file. Structured modes keep the parts of a format that the fuzzer would otherwise
+// have to rediscover after every mutation (length prefixes, zip CRCs and offsets, fixed header pickles) correct,
+// so that mutations reach the parsers behind them. Tools/Fuzz/seeds.py writes seed corpora in each mode's encoding.
+
+/// The input encodings (FUZZ_MODE).
+enum FuzzMode: String, CaseIterable {
+    /// The input is the file. Format sniffing decides which reader runs (all formats, including HDF5).
+    case raw
+    /// The input is a PyTorch object pickle (data.pkl). It is stored as `archive/data.pkl` of a zip checkpoint
+    /// whose storages `archive/data/0` … `archive/data/23` hold 640 bytes each (the fixtures use up to 23 storages of at most 576 bytes), so persistent ids, views and loads work.
+    case pickle
+    /// The input is everything after the three header pickles of a legacy `torch.save` file (magic number, protocol
+    /// 1001, sys_info): the object pickle, the storage key list and the storage records.
+    case legacy
+    /// The input is a list of zip members, each `[name length: u8][name][data length: u16 LE][data]`, written as a
+    /// stored zip archive (PyTorch zip checkpoints and .npz).
+    case zip
+    /// The input is a safetensors JSON header, then optionally a 0x00 byte and the data area. The 8-byte header
+    /// length is computed.
+    case safetensors
+    /// The input is a .npy header dict literal, then optionally a 0x00 byte and the array data. Magic, version 1.0
+    /// and the header length are added.
+    case npy
+
+    func file(for input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        switch self {
+        case .raw:
+            return Array(input)
+        case .pickle:
+            var members = PickleModeStorages.members
+            members.insert(ZipWriter.Member(name: "archive/data.pkl", data: Array(input)), at: 0)
+            return ZipWriter.archive(members)
+        case .legacy:
+            return LegacyHeader.bytes + Array(input)
+        case .zip:
+            return ZipWriter.archive(Self.members(input))
+        case .safetensors:
+            let (header, data) = Self.split(input)
+            var out: [UInt8] = []
+            out.reserveCapacity(8 + input.count)
+            withUnsafeBytes(of: UInt64(header.count).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: header)
+            out.append(contentsOf: data)
+            return out
+        case .npy:
+            let (header, data) = Self.split(input)
+            let h = header.prefix(0xFFFF)
+            var out: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)]
+            out.append(contentsOf: h)
+            out.append(contentsOf: data)
+            return out
+        }
+    }
+
+    /// Bytes before the first 0x00, and the bytes after it (empty if there is none).
+    static func split(_ input: UnsafeBufferPointer<UInt8>) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
+        let all = Array(input)
+        guard let nul = all.firstIndex(of: 0) else { return (all[...], []) }
+        return (all[..<nul], all[(nul + 1)...])
+    }
+
+    /// Decodes the zip mode's member list; a short tail is taken as far as it goes.
+    static func members(_ input: UnsafeBufferPointer<UInt8>) -> [ZipWriter.Member] {
+        var out: [ZipWriter.Member] = []
+        var i = 0
+        func take(_ n: Int) -> ArraySlice<UInt8> {
+            let end = min(input.count, i + n)
+            defer { i = end }
+            return Array(input[i..<end])[...]
+        }
+        while i < input.count, out.count < 64 {
+            let nameLength = Int(input[i]); i += 1
+            let name = String(decoding: take(nameLength), as: UTF8.self)
+            let lengthBytes = take(2)
+            let dataLength = lengthBytes.count == 2 ? Int(lengthBytes.first!) | Int(lengthBytes.last!) << 8 : 0
+            out.append(ZipWriter.Member(name: name, data: Array(take(dataLength))))
+        }
+        return out
+    }
+}
+
+/// The fixed storages of the pickle mode: keys "0" … "23", 640 bytes each, bytes that make every dtype's values vary
+/// (including NaNs, infinities and odd bool bytes).
+enum PickleModeStorages {
+    static let members: [ZipWriter.Member] = {
+        var ms = [ZipWriter.Member(name: "archive/byteorder", data: Array("little".utf8))]
+        for k in 0..<24 {
+            let data = (0..<640).map { UInt8(truncatingIfNeeded: ($0 &* 131) ^ (k &* 29) ^ ($0 >> 3)) }
+            ms.append(ZipWriter.Member(name: "archive/data/\(k)", data: data, crc: CRC32.of(data)))
+        }
+        ms.append(ZipWriter.Member(name: "archive/version", data: Array("3\n".utf8)))
+        return ms
+    }()
+}
+
+/// The three header pickles of a legacy `torch.save` file.
+enum LegacyHeader {
+    static let bytes: [UInt8] =
+        // PROTO 2, LONG1 10 bytes 0x1950a86a20f9469cfc6c, STOP
+        [0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19, 0x2E]
+        // PROTO 2, BININT2 1001, STOP
+        + [0x80, 0x02, 0x4D, 0xE9, 0x03, 0x2E]
+        // PROTO 2, EMPTY_DICT, STOP (sys_info: only its being a dict is checked)
+        + [0x80, 0x02, 0x7D, 0x2E]
+}
+
+/// Writes stored (uncompressed) zip archives with correct CRCs, local headers and central directory.
+enum ZipWriter {
+    struct Member {
+        var name: String
+        var data: [UInt8]
+        /// Precomputed CRC-32 of `data` (fixed members), or nil to compute it.
+        var crc: UInt32? = nil
+    }
+
+    static func archive(_ members: [Member]) -> [UInt8] {
+        var out: [UInt8] = []
+        var central: [UInt8] = []
+        let names = members.reduce(0) { $0 + $1.name.utf8.count }
+        out.reserveCapacity(members.reduce(0) { $0 + $1.data.count } + 2 * names + 76 * members.count + 22)
+        central.reserveCapacity(names + 46 * members.count)
+        func u16(_ v: Int, _ b: inout [UInt8]) { withUnsafeBytes(of: UInt16(truncatingIfNeeded: v).littleEndian) { b.append(contentsOf: $0) } }
+        func u32(_ v: Int, _ b: inout [UInt8]) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: v).littleEndian) { b.append(contentsOf: $0) } }
+        for m in members {
+            let name = Array(m.name.utf8.prefix(0xFFFF))
+            let crc = Int(m.crc ?? CRC32.of(m.data))
+            let offset = out.count
+            u32(0x0403_4B50, &out); u16(20, &out); u16(0, &out); u16(0, &out)  // signature, version, flags, method
+            u16(0, &out); u16(0x21, &out)                                       // time, date
+            u32(crc, &out); u32(m.data.count, &out); u32(m.data.count, &out)
+            u16(name.count, &out); u16(0, &out)
+            out += name
+            out += m.data
+
+            u32(0x0201_4B50, &central); u16(20, &central); u16(20, &central); u16(0, &central); u16(0, &central)
+            u16(0, &central); u16(0x21, &central)
+            u32(crc, &central); u32(m.data.count, &central); u32(m.data.count, &central)
+            u16(name.count, &central); u16(0, &central); u16(0, &central)       // name, extra, comment lengths
+            u16(0, &central); u16(0, &central); u32(0, &central)                // disk, internal, external attributes
+            u32(offset, &central)
+            central += name
+        }
+        let cdOffset = out.count
+        out += central
+        u32(0x0605_4B50, &out); u16(0, &out); u16(0, &out)
+        u16(members.count, &out); u16(members.count, &out)
+        u32(central.count, &out); u32(cdOffset, &out); u16(0, &out)
+        return out
+    }
+}
+
+enum CRC32 {
+    static let table: [UInt32] = (0..<256).map { i in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    static func of(_ bytes: [UInt8]) -> UInt32 {
+        var c: UInt32 = 0xFFFF_FFFF
+        bytes.withUnsafeBufferPointer { b in
+            table.withUnsafeBufferPointer { t in
+                for x in b { c = t[Int((c ^ UInt32(x)) & 0xFF)] ^ (c >> 8) }
+            }
+        }
+        return c ^ 0xFFFF_FFFF
+    }
+}

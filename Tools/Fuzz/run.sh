@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harness and fuzzes the checkpoint readers.
+#
+#   Tools/Fuzz/run.sh [SECONDS] [MODE ...]
+#
+# SECONDS (default 60) is per mode; MODEs are raw pickle legacy zip safetensors npy (default: all of them).
+# Crash / timeout / OOM inputs go to Tools/Fuzz/crashes/<mode>-*, "soft" findings (error descriptions that are
+# not one printable line) to Tools/Fuzz/crashes/soft/, the growing corpus to Tools/Fuzz/corpus/<mode>/ (all
+# git-ignored), logs to Tools/Fuzz/logs/. Exit status 1 if any crash file was written.
+#
+# Environment: FUZZ_CONFIG=debug builds without optimisation (default release: -O keeps Swift's bounds and
+# overflow traps and runs ~2x faster under ASan); FUZZ_KEEP_GOING=1 keeps fuzzing after a crash (libFuzzer -fork=1 -ignore_*); FUZZ_ARGS adds
+# libFuzzer flags; FUZZ_STRICT=0 turns off the harness's API invariants (see Sources/CheckpointFuzz/Fuzz.swift).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SECONDS_PER_MODE="${1:-60}"
+shift || true
+MODES=("$@")
+[ ${#MODES[@]} -eq 0 ] && MODES=(raw pickle legacy zip safetensors npy)
+
+CONFIG="${FUZZ_CONFIG:-release}"
+
+cd "$HERE"
+echo "== building ($CONFIG, -sanitize=fuzzer,address)"
+# One -sanitize=fuzzer,address for the compiler: swift-driver keeps only the *last* -sanitize= option, and
+# `--sanitize=fuzzer --sanitize=address` passes two (in no fixed order), so each build would silently get either
+# coverage or ASan, not both. `--sanitize=fuzzer` stays so that SwiftPM links the executable for libFuzzer's main.
+BUILD=(swift build -c "$CONFIG" --package-path "$HERE" --scratch-path "$HERE/.build-fuzz"
+       --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address)
+"${BUILD[@]}" 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\]" || true
+BIN="$("${BUILD[@]}" --show-bin-path)/CheckpointFuzz"
+[ -x "$BIN" ] || { echo "build failed: $BIN missing" >&2; exit 1; }
+
+python3 "$HERE/seeds.py" "$HERE/seeds" >/dev/null
+mkdir -p "$HERE/crashes/soft" "$HERE/logs"
+
+# The Swift runtime's own crash backtracer would race libFuzzer's and ASan's handlers (and can hang).
+export SWIFT_BACKTRACE=enable=no
+# A small quarantine keeps ASan's own memory well under -rss_limit_mb (its default 256 MB alone would use half).
+export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64:detect_leaks=1}"
+export FUZZ_SOFT_DIR="$HERE/crashes/soft"
+
+before=$(find "$HERE/crashes" -maxdepth 1 -type f | wc -l)
+for mode in "${MODES[@]}"; do
+    mkdir -p "$HERE/corpus/$mode"
+    log="$HERE/logs/$mode-$(date +%Y%m%d-%H%M%S).log"
+    extra=()
+    if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
+        extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+    fi
+    echo "== $mode: ${SECONDS_PER_MODE}s, log $log"
+    set +e
+    # shellcheck disable=SC2086
+    FUZZ_MODE="$mode" "$BIN" "$HERE/corpus/$mode" "$HERE/seeds/$mode" \
+        -max_total_time="$SECONDS_PER_MODE" -rss_limit_mb=512 -timeout=10 -max_len=262144 \
+        -artifact_prefix="$HERE/crashes/$mode-" -print_final_stats=1 "${extra[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
+    rc=$?
+    set -e
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|Test unit written|SUMMARY|fuzz invariant|soft finding" "$log" | sort -u || true
+    # fork mode (FUZZ_KEEP_GOING=1) prints no stat:: lines; its last progress line has the totals.
+    grep -E "^#[0-9]+: cov:" "$log" | tail -1 || true
+    grep -qE "cov: [1-9]" "$log" || echo "   WARNING: no coverage feedback in $log (uninstrumented build? see the -sanitize note above)"
+    if [ $rc -ne 0 ]; then echo "   libFuzzer exited with $rc"; fi
+done
+
+after=$(find "$HERE/crashes" -maxdepth 1 -type f | wc -l)
+if [ "$after" -gt "$before" ]; then
+    echo "== $((after - before)) new crash file(s) in $HERE/crashes (see README.md: minimise, then replay)"
+    exit 1
+fi
+echo "== no crashes"
