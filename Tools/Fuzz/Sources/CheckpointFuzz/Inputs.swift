@@ -7,7 +7,8 @@ enum FuzzMode: String, CaseIterable {
     /// The input is the file. Format sniffing decides which reader runs (all formats, including HDF5).
     case raw
     /// The input is a PyTorch object pickle (data.pkl). It is stored as `archive/data.pkl` of a zip checkpoint
-    /// whose storages `archive/data/0` … `archive/data/23` hold 640 bytes each (the fixtures use up to 23 storages of at most 576 bytes), so persistent ids, views and loads work.
+    /// whose storages `archive/data/0` … `archive/data/23` hold 640 bytes each (the fixtures use up to 23 storages
+    /// of at most 576 bytes), so persistent ids, views and loads work.
     case pickle
     /// The input is everything after the three header pickles of a legacy `torch.save` file (magic number, protocol
     /// 1001, sys_info): the object pickle, the storage key list and the storage records.
