@@ -50,6 +50,9 @@ export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=64:max_allocation_size_mb=512:detect_leaks=1}"
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$HERE/lsan.supp:print_suppressions=0}"
 export FUZZ_SOFT_DIR="$HERE/crashes/soft"
+# The harness's per-process scratch files (and those of fork-mode jobs that died) stay in here.
+export TMPDIR="$HERE/.build-fuzz/tmp"
+mkdir -p "$TMPDIR"
 
 before=$(find "$HERE/crashes" -maxdepth 1 -type f | wc -l)
 for mode in "${MODES[@]}"; do
@@ -69,13 +72,16 @@ for mode in "${MODES[@]}"; do
         -artifact_prefix="$HERE/crashes/$mode-" -print_final_stats=1 "${extra[@]}" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?
     set -e
-    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|Test unit written|SUMMARY|fuzz invariant|soft finding" "$log" | sort -u || true
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|Test unit written|SUMMARY|fuzz invariant" "$log" | sort -u || true
+    soft=$(grep -c "^soft finding" "$log" || true)
+    [ "$soft" != 0 ] && echo "   $soft soft finding(s) recorded in $FUZZ_SOFT_DIR (see the .txt files)"
     # fork mode (FUZZ_KEEP_GOING=1) prints no stat:: lines; its last progress line has the totals.
     grep -E "^#[0-9]+: cov:" "$log" | tail -1 || true
     grep -qE "cov: [1-9]" "$log" || echo "   WARNING: no coverage feedback in $log (uninstrumented build? see the -sanitize note above)"
     if [ $rc -ne 0 ]; then echo "   libFuzzer exited with $rc"; fi
 done
 
+rm -rf "$TMPDIR"
 after=$(find "$HERE/crashes" -maxdepth 1 -type f | wc -l)
 if [ "$after" -gt "$before" ]; then
     echo "== $((after - before)) new crash file(s) in $HERE/crashes (see README.md: minimise, then replay)"

@@ -3,11 +3,13 @@
 // Each input becomes one file (per-process scratch path, rewritten for every input), which goes through the public
 // API exactly as a user's file would: `Checkpoint.open`, then `load()` on every tensor entry. Thrown errors are the
 // expected outcome for almost every input and are swallowed; a finding is anything else — a Swift trap, an ASan
-// report, a timeout, an out-of-memory — or, unless FUZZ_STRICT=0, a broken invariant of the public API:
-//   * every error that escapes is a `CheckpointError` whose description is one line;
+// report, a leak, a timeout, an out-of-memory — or, unless FUZZ_STRICT=0, a broken invariant of the public API:
+//   * every error that escapes is a `CheckpointError` (one whose description is not one printable line, or is
+//     over 2000 bytes, is a "soft finding": recorded, not fatal — see SoftFindings);
 //   * a loaded tensor has the dtype and shape its entry announced;
 //   * an entry's `span` (bytes said to lie verbatim in the file) lies inside the file and holds exactly the bytes
-//     `load()` returned.
+//     `load()` returned;
+//   * a dict that loads completely survives a round trip through SafetensorsWriter (RoundTrip.swift).
 // Invariant violations abort with a message starting "fuzz invariant:", so they are reported like crashes.
 //
 // FUZZ_MODE selects how an input is turned into a file (see Inputs.swift): raw (default), pickle, legacy,
@@ -53,7 +55,8 @@ let saveFile: String? = getenv("FUZZ_SAVE_FILE").map { String(cString: $0) }
 public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> Int32 {
     _ = mode
     _ = scratchPath
-    // FUZZ_CHILD_CRASHES=1: let crashes in the isolated child count (to minimise one with -minimize_crash=1).
+    // FUZZ_CHILD_CRASHES=1: leave libFuzzer's handlers in the HDF5 reader's forked child (artifacts come from there;
+    // -minimize_crash cannot use them, as it watches the exit status of the parent).
     if getenv("FUZZ_CHILD_CRASHES").map({ String(cString: $0) }) != "1" { ForkedChild.install() }
     return 0
 }
@@ -62,7 +65,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
 /// crash or hang there: the parent turns that into a `CheckpointError`. Inside the fuzzer, though, the child inherits
 /// libFuzzer's handlers: an ASan report in libhdf5 (e.g. memcpy-param-overlap in H5HG_read) would write a crash
 /// artifact from the child, and a hang would run into libFuzzer's timeout. So each forked child gets
-///   * an ASan death callback that just `_exit(childSanitizerExit)` (the parent then reports "ended early"),
+///   * an ASan death callback that just `_exit(ForkedChild.sanitizerExit)` (the parent then reports "ended early"),
 ///   * the default SIGALRM action (the reader's own 60 s alarm), and
 ///   * a 3 s CPU limit (SIGXCPU), so that a spinning libhdf5 ends well inside libFuzzer's -timeout.
 /// `checkError` reports what the parent saw as soft findings.
@@ -96,7 +99,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-/// Opens `path` and loads every entry, checking the invariants above. Shared with `FUZZ_REPLAY`-style runs.
+/// Opens `path` and loads every entry, checking the invariants above.
 func exercise(path: String, fileBytes: [UInt8]) {
     let sd: StateDict
     do {
@@ -113,18 +116,22 @@ func exercise(path: String, fileBytes: [UInt8]) {
     }
 
     var budget = maxLoadedBytes
+    // Every tensor, if the dict is small enough for the round trip and all of it loads.
+    var loaded: [Tensor]? = sd.totalBytes <= RoundTrip.maxBytes ? [] : nil
     for entry in sd.tensors {
         sink &+= entry.location.utf8.count
         let n = entry.byteCount
-        guard n <= maxEntryBytes, n <= budget else { continue }
+        guard n <= maxEntryBytes, n <= budget else { loaded = nil; continue }
         budget -= n
         let tensor: Tensor
         do {
             tensor = try entry.load()
         } catch {
             checkError(error, during: "load of '\(entry.name)'")
+            loaded = nil
             continue
         }
+        loaded?.append(tensor)
         sink &+= tensor.bytes.count
         guard strict else { continue }
         if tensor.dtype != entry.dtype || tensor.shape != entry.shape {
@@ -140,6 +147,7 @@ func exercise(path: String, fileBytes: [UInt8]) {
             }
         }
     }
+    if let loaded { RoundTrip.check(sd, loaded: loaded) }
     blackHole(sink)
 }
 
@@ -153,7 +161,7 @@ func checkError(_ error: any Error, during what: String) {
         SoftFindings.record("\(what) threw a CheckpointError whose description is not one printable line", text: text)
     }
     if text.utf8.count > 2000 {
-        SoftFindings.record("\(what) threw a CheckpointError whose description has \(text.utf8.count) bytes", text: text)
+        SoftFindings.record("\(what) threw a CheckpointError whose description is over 2000 bytes", text: text)
     }
     // The isolated HDF5 walk (see ForkedChild). A plain SIGSEGV / SIGBUS there is libhdf5 meeting a corrupt file,
     // which the isolation exists for, and is not reported.
@@ -176,16 +184,19 @@ enum SoftFindings {
 
     static func record(_ what: String, text: String) {
         guard let dir else { return }
-        // Kind of message: without the file prefix, quoted parts and digits.
+        // Kind of message: without the file prefix, quoted parts and digits, and cut (back to a whole word) where
+        // text echoed from the file starts: the first control or non-ASCII character outside quotes.
         var body = Substring(text)
         if let r = text.range(of: scratchPath + ": ") { body = text[r.upperBound...] }
         var kind = ""
-        var quoted = false
-        for ch in body {
-            if ch == "'" { quoted.toggle(); kind.append(ch); continue }
-            if quoted || ch.isNumber { continue }
-            kind.append(ch)
+        var quoted = false, cut = false
+        for u in body.unicodeScalars {
+            if u == "'" { if !quoted { kind += "'…'" }; quoted.toggle(); continue }
+            if quoted { continue }
+            if u.value < 0x20 || u.value > 0x7E { cut = true; break }
+            if !("0"..."9").contains(u) { kind.unicodeScalars.append(u) }
         }
+        if cut, let space = kind.lastIndex(of: " ") { kind = String(kind[..<space]) }
         kind = what + ": " + kind.prefix(80)
         guard seen.insert(kind).inserted, seen.count <= 200 else { return }
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
