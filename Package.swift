@@ -31,10 +31,10 @@ let package = Package(
         .executableTarget(name: "weights", dependencies: ["WeightsCLI"]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], exclude: ["FuzzCrashes"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WeightMappingTests", dependencies: ["WeightMapping", "Checkpoints", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoints"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "VerificationTests", dependencies: ["Weights"]),
+        .testTarget(name: "VerificationTests", dependencies: ["Weights"], exclude: ["Fixtures"]),
         .testTarget(name: "WeightsCLITests", dependencies: ["WeightsCLI", "Checkpoints", "TensorCore"], resources: [.copy("Fixtures")]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one error type of the checkpoint layer. Each field is filled by whoever knows it: the byte reader its
 /// offset, the zip layer its member, the flattener the key, the caller the file. `description` renders them
 /// in one line: `model.pth: member 'archive/data.pkl', byte 1234, key 'layer1.0.weight': what went wrong`.
@@ -16,14 +18,33 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
         self.key = key
     }
 
+    /// One line, whatever the file put into names and messages: control characters are escaped and each field
+    /// is capped, so hostile bytes cannot span lines or drive the terminal.
     public var description: String {
         var where_: [String] = []
-        if let member { where_.append("member '\(member)'") }
+        if let member { where_.append("member '\(Self.printable(member))'") }
         if let offset { where_.append("byte \(offset)") }
-        if let key { where_.append("key '\(key)'") }
-        var s = file.map { "\($0): " } ?? ""
+        if let key { where_.append("key '\(Self.printable(key))'") }
+        var s = file.map { "\(Self.printable($0)): " } ?? ""
         if !where_.isEmpty { s += where_.joined(separator: ", ") + ": " }
-        return s + message
+        return s + Self.printable(message, limit: 2000)
+    }
+
+    static func printable(_ text: String, limit: Int = 300) -> String {
+        var out = ""
+        var count = 0
+        for u in text.unicodeScalars {
+            if count >= limit { out += "…"; break }
+            switch u.value {
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case 0..<0x20, 0x7F, 0x80..<0xA0: out += String(format: "\\x%02x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+            count += 1
+        }
+        return out
     }
 
     /// Fills in fields that are still unknown (context travels up; inner facts win).

@@ -324,6 +324,10 @@ struct NPYHeader {
         guard raw.count <= 16 << 20 else {
             throw CheckpointError("string array of \(raw.count) bytes is too large to keep as metadata", key: name)
         }
+        // Zero-width items ('|S0') cost no bytes, so the element count needs its own bound.
+        guard elementCount <= 1 << 20 else {
+            throw CheckpointError("string array of \(elementCount) elements is too large to keep as metadata (limit \(1 << 20))", key: name)
+        }
         var values: [String] = []
         for i in 0..<elementCount {
             let chunk = raw[(i * item)..<((i + 1) * item)]
