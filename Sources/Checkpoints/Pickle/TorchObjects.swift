@@ -294,14 +294,10 @@ enum TorchGlobals {
         }
     }
 
+    /// A scalar as metadata prints it (`None`, `True`, `3`); anything else by its kind.
     static func scalarText(_ v: PickleValue) -> String {
         switch v {
-        case .none: return "None"
-        case .bool(let b): return b ? "True" : "False"
-        case .int(let i): return String(i)
-        case .bigInt(let s): return s
-        case .float(let d): return String(d)
-        case .string(let s): return s
+        case .none, .bool, .int, .bigInt, .float, .string: return PickleFlattener.metaValue(v).description
         default: return v.kindName
         }
     }
