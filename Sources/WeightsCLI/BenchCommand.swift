@@ -1,12 +1,17 @@
 import ArgumentParser
 import Foundation
 import Weights
+import TensorCore
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time the forward pass of a model with its seeded weights on a random N×3×H×W input.",
-        discussion: "Runs one warm-up pass, then K timed passes, and prints the median in milliseconds."
+        discussion: """
+            Runs one warm-up pass, then K timed passes, and prints the median in milliseconds.
+            With --load FILE, times loading FILE onto the model instead, against read() of the same file's bytes
+            into a fresh buffer, in the same process (medians of K runs each, page cache warm).
+            """
     )
 
     @Option(name: .long, help: "Model name (see `weights models`).")
@@ -18,7 +23,10 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Timed runs after the warm-up.")
     var runs: Int = 10
 
-    @Flag(name: .long, help: "Print {\"model\", \"batch\", \"median_ms\"} as JSON.")
+    @Option(name: .long, help: "Time loading this checkpoint onto the model (vs read() of its bytes) instead of the forward pass.")
+    var load: String?
+
+    @Flag(name: .long, help: "Print {\"model\", \"batch\", \"median_ms\"} as JSON (with --load: {\"model\", \"file\", \"bytes\", \"read_ms\", \"load_ms\", \"ratio\"}).")
     var json = false
 
     func validate() throws {
@@ -28,7 +36,8 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let entry = try ModelRegistry.entry(model)
-        let m = try entry.make(seed: 0)
+        var m = try entry.make(seed: 0)
+        if let load { return try benchLoad(load, model: &m) }
         let side: Int
         switch entry.architecture {
         case .vit(let c): side = c.imgSize
@@ -37,12 +46,14 @@ struct BenchCommand: ParsableCommand {
         var rng = SeededGenerator(seed: 1)
         let x = rng.uniformTensor([batch, 3, side, side], bound: 1)
         _ = try m.forward(x)
+        ProfTmp.totals = [:]; ProfTmp.order = []
         var times: [Double] = []
         let clock = ContinuousClock()
         for _ in 0..<runs {
             let d = try clock.measure { _ = try m.forward(x) }
             times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
         }
+        ProfTmp.dump(runs: runs)
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         if json {
@@ -51,4 +62,55 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "%@ batch %d: median %.2f ms over %d runs (min %.2f, max %.2f)", model, batch, median, runs, times.first!, times.last!))
         }
     }
+
+    /// Times `model.load(file)` against reading the file's bytes with read() into a fresh buffer.
+    private func benchLoad(_ file: String, model m: inout any Model) throws {
+        var bytes = 0
+        let read = { () throws -> Void in bytes = try Self.readWholeFile(file) }
+        try read()                                       // warms the page cache
+        _ = try m.load(file)                             // and the loader's one-time set-up (catalog parsing)
+        var readTimes: [Double] = [], loadTimes: [Double] = []
+        for _ in 0..<runs {                              // interleaved, so drift affects both alike
+            readTimes.append(try milliseconds(read))
+            loadTimes.append(try milliseconds { _ = try m.load(file) })
+        }
+        let r = Self.median(readTimes.sorted()), l = Self.median(loadTimes.sorted())
+        if json {
+            print(JSON.object([("model", .string(model)), ("file", .string(file)), ("bytes", .int(Int64(bytes))),
+                               ("read_ms", .double(r)), ("load_ms", .double(l)), ("ratio", .double(l / r))]).rendered(pretty: false))
+        } else {
+            print(String(format: "%@ <- %@ (%d bytes): load median %.2f ms, read() median %.2f ms, ratio %.2f over %d runs",
+                         model, file, bytes, l, r, l / r, runs))
+        }
+    }
+
+    /// read() of a whole file into a freshly allocated buffer (what "reading the file" costs); returns the size.
+    static func readWholeFile(_ path: String) throws -> Int {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw ValidationError("cannot stat \(path)") }
+        let size = Int(st.st_size)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(size, 1), alignment: 64)
+        defer { buffer.deallocate() }
+        var done = 0
+        while done < size {
+            let n = Glibc.read(fd, buffer + done, size - done)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw ValidationError("read of \(path) failed at byte \(done)") }
+            done += n
+        }
+        return size
+    }
+
+    static func median(_ sorted: [Double]) -> Double {
+        sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
+private func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
 }

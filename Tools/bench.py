@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""The speed benchmark: every target of the speed issue measured side by side in one run, with ratios and a verdict.
+
+Sections (each a median over several runs, contenders interleaved so drift affects all alike):
+  forward   `weights bench` vs PyTorch (eval, inference_mode, its default thread count) on the same seeded
+            architecture and a random N×3×224×224 input: ResNet-18 and ViT-B/16 at batch 1 and 8.
+  convert   `weights convert` of a jx_vit_base_patch16_224_in21k-shaped checkpoint (torch zip, ~413 MB) vs `cp` of it
+            vs Python (`torch.load` + `safetensors.save_file`), with each process's peak RSS.
+  huge      `weights convert` of a vit_huge_patch14_224_in21k-shaped checkpoint (~2.6 GB) vs `cp`, peak RSS.
+  inspect   `weights inspect` of the 413 MB checkpoint, whole process.
+  load      loading the converted safetensors onto vit_base_patch16_224_in21k vs read() of the same file's bytes
+            into a fresh buffer, in one process (`weights bench --load`).
+
+Needs torch, torchvision and safetensors in the Python that runs it, GNU time (/usr/bin/time, for peak RSS), and a
+release build (`make release`). Generated checkpoints are cached in --workdir (~6 GB with the huge one).
+Usage:
+    python Tools/bench.py [--runs 10] [--weights .build/release/weights] [--workdir /tmp/weights-bench]
+                          [--sections forward,convert,huge,inspect,load] [--json results.json]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bench_convert as bc  # noqa: E402  (checkpoint generation, cp/convert timing with peak RSS)
+import bench_forward as bf  # noqa: E402  (PyTorch models and timing, `weights bench` driver)
+
+MiB = 2 ** 20
+PY_CONVERT = bc.PY_CONVERT
+
+
+class Results:
+    def __init__(self):
+        self.rows = []     # printed measurements
+        self.targets = []  # (description, measured text, met)
+
+    def target(self, what, measured, met):
+        self.targets.append((what, measured, met))
+        print(f"  target: {what}: {measured} -> {'MET' if met else 'NOT MET'}", flush=True)
+
+
+def median_of(times):
+    return statistics.median(times)
+
+
+def section_forward(args, res):
+    import torch
+    print(f"\n== forward: weights bench vs torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"median of {args.runs} runs after a warm-up (batch 8: {args.runs_large})", flush=True)
+    print(f"{'model':24} {'batch':>5} {'swift ms':>10} {'torch ms':>10} {'ratio':>7}")
+    limits = {"resnet18": (1.0, 0.75), "vit_base_patch16_224": (0.5, None)}
+    for name in ["resnet18", "vit_base_patch16_224"]:
+        for batch in (1, 8):
+            runs = args.runs if batch == 1 else args.runs_large
+            s = bf.swift_median(args.weights, name, batch, runs)
+            t = bf.torch_median(name, batch, runs)
+            ratio = s / t
+            print(f"{name:24} {batch:5} {s:10.1f} {t:10.1f} {ratio:6.2f}x", flush=True)
+            res.rows.append({"section": "forward", "model": name, "batch": batch, "swift_ms": s, "torch_ms": t,
+                             "ratio": ratio})
+            limit, stretch = limits[name]
+            res.target(f"{name} batch {batch} forward <= {limit}x PyTorch", f"{ratio:.2f}x", ratio <= limit)
+            if stretch:
+                res.target(f"(stretch) {name} batch {batch} forward <= {stretch}x PyTorch", f"{ratio:.2f}x",
+                           ratio <= stretch)
+
+
+def checkpoint(args, shape):
+    src = os.path.join(args.workdir, f"jx_{shape}.pth" if "base" in shape else f"{shape}.pth")
+    if not os.path.exists(src):
+        print(f"generating {src} ...", flush=True)
+        bc.make_checkpoint(src, shape)
+    with open(src, "rb") as f:  # warm the page cache so every contender reads from memory
+        while f.read(1 << 24):
+            pass
+    return src
+
+
+def time_converts(args, src, cases, runs):
+    out = os.path.join(args.workdir, "out.safetensors")
+    results = {}
+    for _ in range(runs):
+        for name, cmd in cases:
+            bc.drop(out)
+            dt, rss = bc.run(cmd(out))
+            results.setdefault(name, []).append((dt, rss))
+    bc.drop(out)
+    return {name: (median_of([t for t, _ in v]), max(r for _, r in v)) for name, v in results.items()}
+
+
+def section_convert(args, res, shape, runs, python, rss_limit, time_limit):
+    src = checkpoint(args, shape)
+    size = os.path.getsize(src)
+    print(f"\n== convert {os.path.basename(src)} ({size / MiB:.0f} MiB) to safetensors: median of {runs} runs, "
+          f"peak RSS (GNU time {'yes' if bc.GNU_TIME else 'NOT FOUND: wait4 over-estimate'})", flush=True)
+    cases = [("cp", lambda out: ["cp", src, out]),
+             ("weights convert", lambda out: [args.weights, "convert", src, "-o", out, "--force"])]
+    if python:
+        cases.append(("python torch.load+save_file", lambda out: [sys.executable, "-c", PY_CONVERT, src, out]))
+    meds = time_converts(args, src, cases, runs)
+    cp = meds["cp"][0]
+    print(f"{'command':30} {'median s':>9} {'vs cp':>7} {'peak RSS MiB':>13}")
+    for name, _ in cases:
+        t, rss = meds[name]
+        print(f"{name:30} {t:9.3f} {t / cp:6.2f}x {rss:13.1f}")
+        res.rows.append({"section": f"convert {shape}", "command": name, "seconds": t, "vs_cp": t / cp,
+                         "peak_rss_mib": rss, "bytes": size})
+    t, rss = meds["weights convert"]
+    if time_limit:
+        res.target(f"convert {shape} <= {time_limit}x cp", f"{t / cp:.2f}x ({t:.3f} s vs {cp:.3f} s)",
+                   t <= time_limit * cp)
+    res.target(f"convert {shape} peak RSS <= {rss_limit} MiB", f"{rss:.0f} MiB", rss <= rss_limit)
+    return src
+
+
+def section_inspect(args, res, src):
+    runs = max(args.runs, 10)
+    cmd = [args.weights, "inspect", src]
+    subprocess.run(cmd, check=True, capture_output=True)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        times.append((time.perf_counter() - t0) * 1e3)
+    m = median_of(times)
+    print(f"\n== inspect {os.path.basename(src)}: median {m:.1f} ms over {runs} runs (whole process, "
+          f"min {min(times):.1f}, max {max(times):.1f})", flush=True)
+    res.rows.append({"section": "inspect", "median_ms": m})
+    res.target("inspect of the 413 MB checkpoint <= 50 ms", f"{m:.1f} ms", m <= 50)
+
+
+def section_load(args, res, src):
+    st = os.path.join(args.workdir, "load.safetensors")
+    if not os.path.exists(st):
+        subprocess.run([args.weights, "convert", src, "-o", st, "--force"], check=True, capture_output=True)
+    out = subprocess.run([args.weights, "bench", "--model", "vit_base_patch16_224_in21k", "--load", st,
+                          "--runs", str(max(args.runs, 5)), "--json"], check=True, capture_output=True, text=True)
+    r = json.loads(out.stdout)
+    print(f"\n== load {os.path.basename(st)} ({r['bytes'] / MiB:.0f} MiB) onto vit_base_patch16_224_in21k: "
+          f"load {r['load_ms']:.1f} ms vs read() {r['read_ms']:.1f} ms ({r['ratio']:.2f}x)", flush=True)
+    res.rows.append({"section": "load", **r})
+    res.target("load safetensors into the model <= 1.0x read() of the file", f"{r['ratio']:.2f}x", r["ratio"] <= 1.0)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=10, help="timed runs for batch-1 forward, convert, inspect, load")
+    ap.add_argument("--runs-large", type=int, default=5, help="timed runs for batch-8 forward")
+    ap.add_argument("--runs-huge", type=int, default=3, help="timed runs for the ViT-H conversion")
+    ap.add_argument("--weights", default=".build/release/weights")
+    ap.add_argument("--workdir", default="/tmp/weights-bench")
+    ap.add_argument("--sections", default="forward,convert,huge,inspect,load")
+    ap.add_argument("--json", help="also write all measurements and verdicts to this file")
+    args = ap.parse_args()
+    sections = set(args.sections.split(","))
+    os.makedirs(args.workdir, exist_ok=True)
+    if not os.path.exists(args.weights):
+        sys.exit(f"{args.weights} not found: run `make release` first")
+    print(f"{os.cpu_count()} CPUs; weights binary {args.weights}", flush=True)
+
+    res = Results()
+    if "forward" in sections:
+        section_forward(args, res)
+    base = "vit_base_patch16_224_in21k"
+    src = None
+    if "convert" in sections:
+        src = section_convert(args, res, base, args.runs, python=True, rss_limit=128, time_limit=1.5)
+    if "huge" in sections:
+        section_convert(args, res, "vit_huge_patch14_224_in21k", args.runs_huge, python=False, rss_limit=512,
+                        time_limit=None)
+    if sections & {"inspect", "load"}:
+        src = src or checkpoint(args, base)
+        if "inspect" in sections:
+            section_inspect(args, res, src)
+        if "load" in sections:
+            section_load(args, res, src)
+
+    print("\n== summary")
+    width = max(len(t[0]) for t in res.targets) if res.targets else 10
+    for what, measured, met in res.targets:
+        print(f"{'MET    ' if met else 'NOT MET'}  {what:{width}}  {measured}")
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump({"measurements": res.rows,
+                       "targets": [{"target": w, "measured": m, "met": ok} for w, m, ok in res.targets]}, f, indent=1)
+        os.replace(args.json + ".tmp", args.json)
+
+
+if __name__ == "__main__":
+    main()
