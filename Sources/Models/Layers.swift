@@ -67,9 +67,7 @@ public struct ConvBatchNorm: ParameterContainer, Sendable {
     public var bn: BatchNorm2d { didSet { folded = DerivedCache() } }
     public let convKey: String
     public let bnKey: String
-    private var folded = DerivedCache<FoldedConv>()
-
-    struct FoldedConv: Sendable { var weight: FloatTensor; var bias: FloatTensor }
+    private var folded = DerivedCache<Conv2dPlan>()
 
     public init(conv: Conv2d, bn: BatchNorm2d, convKey: String, bnKey: String) {
         self.conv = conv; self.bn = bn; self.convKey = convKey; self.bnKey = bnKey
@@ -85,9 +83,9 @@ public struct ConvBatchNorm: ParameterContainer, Sendable {
         let f = folded.get {
             let r = Kernels.foldBatchNorm(convWeight: conv.weight, convBias: conv.bias, bnWeight: bn.weight, bnBias: bn.bias,
                                           runningMean: bn.runningMean, runningVar: bn.runningVar, eps: bn.eps)
-            return FoldedConv(weight: r.weight, bias: r.bias)
+            return Conv2dPlan(weight: r.weight, bias: r.bias, options: conv.options)
         }
-        return Kernels.conv2d(x, weight: f.weight, bias: f.bias, options: conv.options, residual: residual, activation: activation)
+        return Kernels.conv2d(x, plan: f, residual: residual, activation: activation)
     }
 }
 

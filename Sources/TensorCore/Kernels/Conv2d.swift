@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 /// 2-D convolution hyper-parameters, as `nn.Conv2d` takes them (symmetric per axis).
 public struct Conv2dOptions: Sendable, Equatable {
     public var stride: (h: Int, w: Int)
@@ -35,11 +38,62 @@ public enum Epilogue: Sendable {
     case none, relu
 }
 
+/// A convolution prepared for repeated forward passes: its weight, bias and options, plus the transformed weights
+/// a faster algorithm needs (Winograd), built once on first use. Thread-safe; layers hold one per folded weight.
+public final class Conv2dPlan: @unchecked Sendable {
+    public let weight: FloatTensor
+    public let bias: FloatTensor?
+    public let options: Conv2dOptions
+    private let lock = NSLock()
+    private var winogradCache: WinogradWeights?
+
+    public init(weight: FloatTensor, bias: FloatTensor? = nil, options: Conv2dOptions = Conv2dOptions()) {
+        precondition(weight.rank == 4, "Conv2dPlan: expects a 4-D weight, got \(weight.shape)")
+        if let bias { precondition(bias.count == weight.shape[0], "Conv2dPlan: bias \(bias.shape) for weight \(weight.shape)") }
+        self.weight = weight; self.bias = bias; self.options = options
+    }
+
+    var winogradWeights: WinogradWeights {
+        lock.lock()
+        defer { lock.unlock() }
+        if let w = winogradCache { return w }
+        let w = WinogradWeights(weight)
+        winogradCache = w
+        return w
+    }
+}
+
+extension Kernels {
+    /// `conv2d` with a prepared plan: picks the algorithm from the shapes — Winograd F(4×4, 3×3) for 3×3 stride-1
+    /// convolutions on maps large enough to fill its tiles, otherwise im2col + GEMM.
+    public static func conv2d(_ x: FloatTensor, plan: Conv2dPlan, residual: FloatTensor? = nil,
+                              activation: Epilogue = .none) -> FloatTensor {
+        let w = plan.weight, o = plan.options
+        if x.rank == 4 && x.shape[1] == w.shape[1] && useWinograd(input: x.shape, weight: w.shape, options: o) {
+            let outShape = [x.shape[0], w.shape[0], x.shape[2] + 2 * o.padding.h - 2, x.shape[3] + 2 * o.padding.w - 2]
+            if let residual { precondition(residual.shape == outShape, "conv2d: residual \(residual.shape) vs output \(outShape)") }
+            return conv2dWinograd(x, weights: plan.winogradWeights, bias: plan.bias, padding: o.padding,
+                                  residual: residual, activation: activation)
+        }
+        return conv2d(x, weight: w, bias: plan.bias, options: o, residual: residual, activation: activation)
+    }
+
+    /// Winograd pays when the 4×4 tiles are mostly inside the output and there are enough of them for the GEMMs.
+    static func useWinograd(input: [Int], weight: [Int], options o: Conv2dOptions) -> Bool {
+        guard weight[2] == 3 && weight[3] == 3 && o.stride == (1, 1) && o.dilation == (1, 1) && o.groups == 1,
+              weight[0] >= 8 && weight[1] >= 8 else { return false }
+        let ho = input[2] + 2 * o.padding.h - 2, wo = input[3] + 2 * o.padding.w - 2
+        guard ho >= 4 && wo >= 4 else { return false }
+        let tiles = input[0] * ((ho + 3) / 4) * ((wo + 3) / 4)
+        return tiles >= 16
+    }
+}
+
 extension Kernels {
     /// `nn.Conv2d` forward: x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw], bias [Cout] or nil.
     /// Optional fused epilogue: `out = act(conv(x) + bias + residual)` with `residual` shaped like the output.
     ///
-    /// Implementation: im2col (parallel over rows) then one `sgemm` per group; a 1×1, stride-1, unpadded
+    /// Implementation: im2col (parallel over rows) then one GEMM per group, split over the workers (`splitGemm`); a 1×1, stride-1, unpadded
     /// convolution is a plain GEMM on the input. Small feature maps batch several images into one GEMM. The
     /// residual is copied into the output first and accumulated (GEMM beta = 1, or in the scatter).
     public static func conv2d(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor? = nil,
@@ -97,7 +151,7 @@ extension Kernels {
                 // Batched chunks go through `tmp` ([Cout, images·spatial]); single images straight into the output.
                 let cBase = imagesPerGemm > 1 ? tb.baseAddress! : ob.baseAddress! + first * cout * spatial
                 for grp in 0..<g {
-                    Gemm.sgemm(m: coutG, n: width, k: kDim,
+                    splitGemm(m: coutG, n: width, k: kDim,
                                a: wb.baseAddress! + grp * coutG * kDim, lda: kDim,
                                b: bMatrix + grp * kDim * width, ldb: width,
                                beta: imagesPerGemm > 1 ? 0 : beta,
@@ -120,6 +174,35 @@ extension Kernels {
             applyChannelEpilogue(ob.baseAddress!, batch: n, channels: cout, spatial: spatial, bias: bias, activation: activation)
         }}}}}
         return out
+    }
+
+    /// C = A·B + beta·C (row-major, no transposes) split over the `Parallel` workers, each block one single-threaded
+    /// OpenBLAS call: by columns when B is wide, else by rows of A. Cheaper than OpenBLAS's own threading for the
+    /// mid-sized GEMMs of a convolution, and keeps OpenBLAS's threads from spinning against the kernels' workers.
+    static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let workers = Parallel.workers
+        let byColumns = n >= 64 * workers
+        let units = byColumns ? (n + 15) / 16 : (m + 15) / 16
+        let blocks = Swift.min(units, m &* n &* k < 1 << 19 ? 1 : workers)
+        let per = (units + blocks - 1) / blocks * 16
+        let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
+        withSingleThreadedGemm {
+            DispatchQueue.concurrentPerform(iterations: blocks) { i in
+                if byColumns {
+                    let lo = i * per, hi = Swift.min(n, lo + per)
+                    if lo < hi {
+                        Gemm.sgemm(m: m, n: hi - lo, k: k, a: ap.p, lda: lda, b: bp.p + lo, ldb: ldb, beta: beta, c: cp.p + lo, ldc: ldc)
+                    }
+                } else {
+                    let lo = i * per, hi = Swift.min(m, lo + per)
+                    if lo < hi {
+                        Gemm.sgemm(m: hi - lo, n: n, k: k, a: ap.p + lo * lda, lda: lda, b: bp.p, ldb: ldb, beta: beta,
+                                   c: cp.p + lo * ldc, ldc: ldc)
+                    }
+                }
+            }
+        }
     }
 
     /// Unfolds one image [C, H, W] into a [C·kh·kw, ho·wo] matrix (zero padding), rows in (c, i, j) order,

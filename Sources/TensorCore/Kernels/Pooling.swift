@@ -8,23 +8,29 @@ extension Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let ho = (h + 2 * padding - kernel) / s + 1, wo = (w + 2 * padding - kernel) / s + 1
         precondition(ho > 0 && wo > 0, "maxPool2d: output would be empty for \(x.shape)")
+        // Separable: the window's rows are reduced into one row (contiguous, vectorised), then its columns.
         return FloatTensor(shape: [n, c, ho, wo]) { ob in
             let o = SendablePointer(ob.baseAddress!)
             x.data.withUnsafeBufferPointer { xb in
                 let xp = SendableConstPointer(xb.baseAddress!)
-                Parallel.forEachChunk(n * c, costPerItem: ho * wo * kernel * kernel) { range in
-                    for plane in range {
-                        let src = xp.p + plane * h * w, dst = o.p + plane * ho * wo
-                        for oh in 0..<ho {
-                            let h0 = Swift.max(oh * s - padding, 0), h1 = Swift.min(oh * s - padding + kernel, h)
-                            for ow in 0..<wo {
-                                let w0 = Swift.max(ow * s - padding, 0), w1 = Swift.min(ow * s - padding + kernel, w)
-                                var m = -Float.infinity
-                                for ih in h0..<h1 {
+                Parallel.forEachChunk(n * c, costPerItem: ho * (w + wo) * kernel) { range in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { rowBuffer in
+                        let rowMax = rowBuffer.baseAddress!
+                        for plane in range {
+                            let src = xp.p + plane * h * w, dst = o.p + plane * ho * wo
+                            for oh in 0..<ho {
+                                let h0 = Swift.max(oh * s - padding, 0), h1 = Swift.min(oh * s - padding + kernel, h)
+                                rowMax.update(from: src + h0 * w, count: w)
+                                for ih in (h0 + 1)..<Swift.max(h0 + 1, h1) {
                                     let row = src + ih * w
-                                    for iw in w0..<w1 { let v = row[iw]; if v > m || v.isNaN { m = v } }
+                                    for iw in 0..<w { rowMax[iw] = nanMax(rowMax[iw], row[iw]) }
                                 }
-                                dst[oh * wo + ow] = m
+                                for ow in 0..<wo {
+                                    let w0 = Swift.max(ow * s - padding, 0), w1 = Swift.min(ow * s - padding + kernel, w)
+                                    var m = rowMax[w0]
+                                    for iw in (w0 + 1)..<Swift.max(w0 + 1, w1) { m = nanMax(m, rowMax[iw]) }
+                                    dst[oh * wo + ow] = m
+                                }
                             }
                         }
                     }
@@ -32,6 +38,10 @@ extension Kernels {
             }
         }
     }
+
+    /// max(a, b) that propagates NaN from either side, as PyTorch's max pooling does.
+    @inline(__always)
+    static func nanMax(_ a: Float, _ b: Float) -> Float { a > b || a.isNaN ? a : b }
 
     /// PyTorch's adaptive pooling window along one axis: [floor(i·in/out), ceil((i+1)·in/out)).
     @inlinable

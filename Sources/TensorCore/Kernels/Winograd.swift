@@ -1,0 +1,288 @@
+import Dispatch
+import Foundation
+// Winograd F(4×4, 3×3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016),
+// interpolation points 0, ±1, ±2, ∞: each 4×4 output tile costs 36 multiplies per (input, output) channel pair
+// instead of 144. For 3×3, stride-1, undilated, ungrouped convolutions (most of a ResNet's work).
+//
+// Pipeline for a batch (T = all 4×4 output tiles of all images, p = one of the 6×6 transform positions):
+//   1. pad      x → zero-padded copy whose tiles can be read without bounds checks
+//   2. input    V[p][c][t] = (Bᵀ d_{c,t} B)[p]          (d = the 6×6 input patch of tile t)
+//   3. multiply M[p] = U[p] · V[p]  ([Cout×Cin]·[Cin×T], one sgemm per position; U = G g Gᵀ, prepared once)
+//   4. output   y_{k,t} = Aᵀ M[·][k][t] A  + bias, residual, activation → NCHW output
+// Transforms run eight tiles at a time in SIMD8 lanes; stages 1, 2 and 4 are parallel over channels.
+
+/// Eight tiles, one per lane.
+typealias Lanes = SIMD8<Float>
+
+/// Winograd F(4×4, 3×3) weights U[p][k][c] = (G g_{k,c} Gᵀ)[p] for a [Cout, Cin, 3, 3] kernel.
+struct WinogradWeights: Sendable {
+    static let alpha = 6, tile = 4, positions = 36
+    let cout: Int, cin: Int
+    let u: [Float]
+
+    init(_ weight: FloatTensor) {
+        precondition(weight.rank == 4 && weight.shape[2] == 3 && weight.shape[3] == 3, "Winograd: 3×3 kernels only, got \(weight.shape)")
+        let (k, c) = (weight.shape[0], weight.shape[1])
+        cout = k; cin = c
+        let count = Self.positions * k * c
+        var u = [Float](unsafeUninitializedCapacity: count) { _, n in n = count }
+        weight.data.withUnsafeBufferPointer { wb in
+        u.withUnsafeMutableBufferPointer { ub in
+            let src = SendableConstPointer(wb.baseAddress!), dst = SendablePointer(ub.baseAddress!)
+            let plane = k * c
+            Parallel.forEachChunk(plane, costPerItem: 400) { range in
+                var tmp = [Double](repeating: 0, count: 18)          // G·g, 6×3
+                for kc in range {
+                    let g = src.p + kc * 9
+                    for col in 0..<3 {
+                        let r = g6(Double(g[col]), Double(g[3 + col]), Double(g[6 + col]))
+                        tmp[col] = r.0; tmp[3 + col] = r.1; tmp[6 + col] = r.2
+                        tmp[9 + col] = r.3; tmp[12 + col] = r.4; tmp[15 + col] = r.5
+                    }
+                    for i in 0..<6 {
+                        let r = g6(tmp[3 * i], tmp[3 * i + 1], tmp[3 * i + 2])
+                        let o = dst.p + (6 * i) * plane + kc
+                        o[0] = Float(r.0); o[plane] = Float(r.1); o[2 * plane] = Float(r.2)
+                        o[3 * plane] = Float(r.3); o[4 * plane] = Float(r.4); o[5 * plane] = Float(r.5)
+                    }
+                }
+            }
+        }}
+        self.u = u
+    }
+}
+
+/// G·g for one column (or row) of a 3×3 kernel. G (6×3) has rows 1/4·[1 0 0], -1/6·[1 1 1], -1/6·[1 -1 1],
+/// [1/24 1/12 1/6], [1/24 -1/12 1/6], [0 0 1].
+@inline(__always)
+private func g6(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double, Double, Double) {
+    (a / 4, -(a + b + c) / 6, -(a - b + c) / 6, a / 24 + b / 12 + c / 6, a / 24 - b / 12 + c / 6, c)
+}
+
+/// Bᵀ·d for one column (or row) of a 6×6 input patch.
+@inline(__always)
+private func inputTransform(_ d0: Lanes, _ d1: Lanes, _ d2: Lanes, _ d3: Lanes, _ d4: Lanes, _ d5: Lanes)
+    -> (Lanes, Lanes, Lanes, Lanes, Lanes, Lanes) {
+    let t12 = d4 - 4 * d2, t34 = d3 - 4 * d1     // o1 = t12 + t34, o2 = t12 - t34
+    let u12 = d4 - d2, u34 = 2 * (d3 - d1)         // o3 = u12 + u34, o4 = u12 - u34
+    return (4 * d0 - 5 * d2 + d4, t12 + t34, t12 - t34, u12 + u34, u12 - u34, 4 * d1 - 5 * d3 + d5)
+}
+
+/// Aᵀ·m for one column (or row) of a 6×6 product tile.
+@inline(__always)
+private func outputTransform(_ m0: Lanes, _ m1: Lanes, _ m2: Lanes, _ m3: Lanes, _ m4: Lanes, _ m5: Lanes)
+    -> (Lanes, Lanes, Lanes, Lanes) {
+    let a = m1 + m2, b = m1 - m2, c = m3 + m4, d = m3 - m4
+    return (m0 + a + c, b + 2 * d, a + 4 * c, b + 8 * d + m5)
+}
+
+extension Kernels {
+    /// 3×3, stride-1 convolution through Winograd F(4×4, 3×3) with prepared weights; same contract as `conv2d`.
+    static func conv2dWinograd(_ x: FloatTensor, weights wt: WinogradWeights, bias: FloatTensor?, padding: (h: Int, w: Int),
+                               residual: FloatTensor?, activation: Epilogue) -> FloatTensor {
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = wt.cout
+        precondition(cin == wt.cin, "conv2d: input \(x.shape) for Winograd weights with \(wt.cin) input channels")
+        let ho = h + 2 * padding.h - 2, wo = w + 2 * padding.w - 2
+        let m = WinogradWeights.tile, positions = WinogradWeights.positions
+        let th = (ho + m - 1) / m, tw = (wo + m - 1) / m
+        let tilesPerImage = th * tw
+        let tiles = n * tilesPerImage
+        let ld = (tiles + 7) / 8 * 8                   // row stride of V and M: whole SIMD8 groups
+        // Zero-padded input planes, big enough for every tile's 6×6 patch.
+        let hp = th * m + 2, wp = tw * m + 2
+        let planeP = hp * wp
+
+        var padded = [Float](unsafeUninitializedCapacity: n * cin * planeP) { _, c in c = n * cin * planeP }
+        var v = [Float](unsafeUninitializedCapacity: positions * cin * ld) { _, c in c = positions * cin * ld }
+        var mm = [Float](unsafeUninitializedCapacity: positions * cout * ld) { _, c in c = positions * cout * ld }
+        // Tile t → offset of its patch in a padded plane (image part included).
+        var patchOffset = [Int](unsafeUninitializedCapacity: ld) { _, c in c = ld }
+        for t in 0..<ld {
+            let tt = Swift.min(t, tiles - 1)
+            let b = tt / tilesPerImage, r = tt % tilesPerImage
+            patchOffset[t] = b * cin * planeP + (r / tw) * m * wp + (r % tw) * m
+        }
+
+        // Tile t → offset of its 4×4 block in an output plane (image part included), and rows·8 + columns inside.
+        var dest = [Int](repeating: 0, count: tiles), extent = [Int](repeating: 0, count: tiles)
+        for t in 0..<tiles {
+            let b = t / tilesPerImage, r = t % tilesPerImage
+            let oy = (r / tw) * m, ox = (r % tw) * m
+            dest[t] = b * cout * ho * wo + oy * wo + ox
+            extent[t] = Swift.min(m, ho - oy) << 3 | Swift.min(m, wo - ox)
+        }
+
+        var out = FloatTensor(shape: [n, cout, ho, wo], uninitialized: { _ in })
+        x.data.withUnsafeBufferPointer { xb in
+        padded.withUnsafeMutableBufferPointer { pb in
+        v.withUnsafeMutableBufferPointer { vb in
+        mm.withUnsafeMutableBufferPointer { mb in
+        patchOffset.withUnsafeBufferPointer { ob in
+            let xs = SendableConstPointer(xb.baseAddress!), ps = SendablePointer(pb.baseAddress!)
+            // 1. Pad.
+            Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in
+                for plane in range {
+                    let dst = ps.p + plane * planeP, src = xs.p + plane * h * w
+                    dst.update(repeating: 0, count: planeP)
+                    for y in 0..<Swift.min(h, hp - padding.h) {
+                        (dst + (y + padding.h) * wp + padding.w).update(from: src + y * w, count: Swift.min(w, wp - padding.w))
+                    }
+                }
+            }
+            // 2. Input transform, parallel over channels.
+            let pc = SendableConstPointer(UnsafePointer(pb.baseAddress!)), vs = SendablePointer(vb.baseAddress!)
+            let offs = SendableConstPointer(ob.baseAddress!)
+            let vStride = cin * ld
+            Parallel.forEachChunk(cin, costPerItem: ld * 60) { range in
+                withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { rows in
+                    for c in range {
+                        let base = pc.p + c * planeP
+                        for g in stride(from: 0, to: ld, by: 8) {
+                            let o = offs.p + g
+                            let p0 = base + o[0], p1 = base + o[1], p2 = base + o[2], p3 = base + o[3]
+                            let p4 = base + o[4], p5 = base + o[5], p6 = base + o[6], p7 = base + o[7]
+                            // Row transforms: rows[6·r + j] = (d Bᵀ... ) along each patch row r.
+                            for r in 0..<6 {
+                                let s = r * wp
+                                @inline(__always) func col(_ j: Int) -> Lanes {
+                                    Lanes(p0[s + j], p1[s + j], p2[s + j], p3[s + j], p4[s + j], p5[s + j], p6[s + j], p7[s + j])
+                                }
+                                let t = inputTransform(col(0), col(1), col(2), col(3), col(4), col(5))
+                                rows[6 * r] = t.0; rows[6 * r + 1] = t.1; rows[6 * r + 2] = t.2
+                                rows[6 * r + 3] = t.3; rows[6 * r + 4] = t.4; rows[6 * r + 5] = t.5
+                            }
+                            // Column transforms, stored to V[6·i + j][c][g…g+7].
+                            let dst = vs.p + c * ld + g
+                            for j in 0..<6 {
+                                let t = inputTransform(rows[j], rows[6 + j], rows[12 + j], rows[18 + j], rows[24 + j], rows[30 + j])
+                                storeLanes(t.0, dst + j * vStride)
+                                storeLanes(t.1, dst + (6 + j) * vStride)
+                                storeLanes(t.2, dst + (12 + j) * vStride)
+                                storeLanes(t.3, dst + (18 + j) * vStride)
+                                storeLanes(t.4, dst + (24 + j) * vStride)
+                                storeLanes(t.5, dst + (30 + j) * vStride)
+                            }
+                        }
+                    }
+                }
+            }
+            // 3. Multiply: one GEMM per transform position, the positions split over the workers (each GEMM is too
+            //    small to share well between OpenBLAS threads).
+            wt.u.withUnsafeBufferPointer { ub in
+                let us = SendableConstPointer(ub.baseAddress!), vc = SendableConstPointer(UnsafePointer(vb.baseAddress!))
+                let md = SendablePointer(mb.baseAddress!)
+                withSingleThreadedGemm {
+                    Parallel.forEachChunk(positions, costPerItem: 2 * cout * cin * tiles) { range in
+                        for p in range {
+                            Gemm.sgemm(m: cout, n: tiles, k: cin, a: us.p + p * cout * cin, lda: cin,
+                                       b: vc.p + p * cin * ld, ldb: ld, c: md.p + p * cout * ld, ldc: ld)
+                        }
+                    }
+                }
+            }
+            // 4. Output transform + epilogue, parallel over output channels.
+            let ms = SendableConstPointer(UnsafePointer(mb.baseAddress!))
+            let mStride = cout * ld
+            let biasData = bias?.data ?? []
+            let resData = residual?.data ?? []
+            biasData.withUnsafeBufferPointer { bb in
+            resData.withUnsafeBufferPointer { rb in
+            dest.withUnsafeBufferPointer { db in
+            extent.withUnsafeBufferPointer { eb in
+            out.data.withUnsafeMutableBufferPointer { yb in
+                let dests = SendableConstPointer(db.baseAddress!), extents = SendableConstPointer(eb.baseAddress!)
+                let bs = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
+                let rs = residual == nil ? nil : SendableConstPointer(rb.baseAddress!)
+                let ys = SendablePointer(yb.baseAddress!)
+                let relu = activation == .relu
+                let planeOut = ho * wo
+                Parallel.forEachChunk(cout, costPerItem: ld * 60) { range in
+                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24 + 16) { scratch in
+                        let cols = scratch.baseAddress!, y = scratch.baseAddress! + 24
+                        for k in range {
+                            let beta = bs?.p[k] ?? 0
+                            for g in stride(from: 0, to: ld, by: 8) {
+                                let src = ms.p + k * ld + g
+                                // Row transforms: cols[4·r + j] = (row r of the 6×6 product tile) · A.
+                                for r in 0..<6 {
+                                    let s = src + 6 * r * mStride
+                                    let t = outputTransform(loadLanes(s), loadLanes(s + mStride), loadLanes(s + 2 * mStride),
+                                                            loadLanes(s + 3 * mStride), loadLanes(s + 4 * mStride), loadLanes(s + 5 * mStride))
+                                    cols[4 * r] = t.0; cols[4 * r + 1] = t.1; cols[4 * r + 2] = t.2; cols[4 * r + 3] = t.3
+                                }
+                                for j in 0..<4 {
+                                    let t = outputTransform(cols[j], cols[4 + j], cols[8 + j], cols[12 + j], cols[16 + j], cols[20 + j])
+                                    y[j] = t.0; y[4 + j] = t.1; y[8 + j] = t.2; y[12 + j] = t.3
+                                }
+                                // Scatter the eight 4×4 tiles (clipped at the bottom/right edge) with the epilogue.
+                                let yf = UnsafeRawPointer(y).assumingMemoryBound(to: Float.self)
+                                for lane in 0..<Swift.min(8, tiles - g) {
+                                    let at = dests.p[g + lane] + k * planeOut
+                                    let extent = extents.p[g + lane]
+                                    let d = ys.p + at
+                                    if let rs {
+                                        let res = rs.p + at
+                                        for i in 0..<(extent >> 3) {
+                                            for j in 0..<(extent & 7) {
+                                                let value = yf[(4 * i + j) * 8 + lane] + beta + res[i * wo + j]
+                                                d[i * wo + j] = relu ? Swift.max(value, 0) : value
+                                            }
+                                        }
+                                    } else {
+                                        for i in 0..<(extent >> 3) {
+                                            for j in 0..<(extent & 7) {
+                                                let value = yf[(4 * i + j) * 8 + lane] + beta
+                                                d[i * wo + j] = relu ? Swift.max(value, 0) : value
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }}}}}
+        }}}}}
+        return out
+    }
+}
+
+@inline(__always)
+private func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self)
+}
+
+@inline(__always)
+private func loadLanes(_ p: UnsafePointer<Float>) -> Lanes {
+    UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
+}
+
+/// Runs `body` with OpenBLAS limited to one thread (for GEMMs issued from `Parallel` workers), then restores the
+/// previous count. Nested and concurrent uses share one switch: the first to enter lowers it, the last to leave
+/// restores it.
+func withSingleThreadedGemm<T>(_ body: () -> T) -> T {
+    singleThreadedGemm.enter()
+    defer { singleThreadedGemm.leave() }
+    return body()
+}
+
+private final class BLASThreadSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved = 1
+
+    func enter() {
+        lock.lock(); defer { lock.unlock() }
+        if depth == 0 { saved = Gemm.threads; if saved != 1 { Gemm.setThreads(1) } }
+        depth += 1
+    }
+
+    func leave() {
+        lock.lock(); defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 && saved != 1 { Gemm.setThreads(saved) }
+    }
+}
+
+private let singleThreadedGemm = BLASThreadSwitch()
