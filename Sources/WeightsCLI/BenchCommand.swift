@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import Weights
-import TensorCore
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,14 +45,12 @@ struct BenchCommand: ParsableCommand {
         var rng = SeededGenerator(seed: 1)
         let x = rng.uniformTensor([batch, 3, side, side], bound: 1)
         _ = try m.forward(x)
-        ProfTmp.totals = [:]; ProfTmp.order = []
         var times: [Double] = []
         let clock = ContinuousClock()
         for _ in 0..<runs {
             let d = try clock.measure { _ = try m.forward(x) }
             times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
         }
-        ProfTmp.dump(runs: runs)
         times.sort()
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         if json {
