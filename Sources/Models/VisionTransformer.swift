@@ -103,6 +103,11 @@ public struct Attention: ParameterContainer, Sendable {
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
         proj(Kernels.multiHeadAttention(qkv: qkv(x), heads: numHeads))
     }
+
+    /// residual + attn(x), the skip connection fused into `proj`.
+    public func callAsFunction(_ x: FloatTensor, residual: FloatTensor) -> FloatTensor {
+        proj(Kernels.multiHeadAttention(qkv: qkv(x), heads: numHeads), residual: residual)
+    }
 }
 
 /// `Mlp`: fc1 → GELU (exact erf) → fc2.
@@ -121,9 +126,12 @@ public struct Mlp: ParameterContainer, Sendable {
     }
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
-        var h = fc1(x)
-        Kernels.geluInPlace(&h)
-        return fc2(h)
+        fc2(fc1(x, activation: .gelu))
+    }
+
+    /// residual + mlp(x), the skip connection fused into `fc2`.
+    public func callAsFunction(_ x: FloatTensor, residual: FloatTensor) -> FloatTensor {
+        fc2(fc1(x, activation: .gelu), residual: residual)
     }
 }
 
@@ -149,10 +157,8 @@ public struct TransformerBlock: ParameterContainer, Sendable {
     }
 
     public func callAsFunction(_ input: FloatTensor) -> FloatTensor {
-        var x = input
-        Kernels.addInPlace(&x, attn(norm1(x)))
-        Kernels.addInPlace(&x, mlp(norm2(x)))
-        return x
+        let x = attn(norm1(input), residual: input)
+        return mlp(norm2(x), residual: x)
     }
 }
 
@@ -218,9 +224,8 @@ public struct VisionTransformer: Model {
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         let n = input.shape[0], d = config.embedDim
-        // [N, C, H, W] → [N, D, gh, gw] → [N, P, D]
-        let grid = patchEmbed(input)
-        let patches = Kernels.transposeLastTwo(grid.reshaped([n, d, config.numPatches]))
+        // [N, C, H, W] → [N, P, D]: the stride-p convolution as a patch gather and one GEMM
+        let patches = Kernels.patchEmbed(input, weight: patchEmbed.weight, bias: patchEmbed.bias, patch: config.patchSize)
         capture?("patch_embed", patches)
         let cls = FloatTensor(shape: [n, 1, d], data: Array([[Float]](repeating: clsToken.data, count: n).joined()))
         var x = Kernels.add(Kernels.concat([cls, patches], dim: 1), posEmbed)

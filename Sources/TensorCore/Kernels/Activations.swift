@@ -84,16 +84,45 @@ extension Kernels {
         }
     }
 
+    /// Softmax of one contiguous row in place: vectorised max, exp(x − max) with the running sum, then scaling.
     @inlinable
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
-        var m = -Float.infinity
-        for i in 0..<n { m = Swift.max(m, row[i]) }
+        typealias V = FastMath.V
+        let raw = UnsafeMutableRawPointer(row)
+        let body = n & ~7
+        var mv = V(repeating: -.infinity)
+        var i = 0
+        while i < body {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
+            mv = mv.replacing(with: v, where: v .> mv)
+            i += 8
+        }
+        var m = mv.max()
+        for j in body..<n { m = Swift.max(m, row[j]) }
         if m == -.infinity { m = 0 }  // all −inf: produce NaN like PyTorch via 0/0 below
-        for i in 0..<n { row[i] -= m }
-        FastMath.apply(row, n, FastMath.exp)
-        var sum: Float = 0
-        for i in 0..<n { sum += row[i] }
-        let inv = 1 / sum
-        for i in 0..<n { row[i] *= inv }
+        let mb = V(repeating: m)
+        var sv = V(repeating: 0)
+        i = 0
+        while i < body {
+            let e = FastMath.expUpTo88(raw.loadUnaligned(fromByteOffset: i * 4, as: V.self) - mb)
+            raw.storeBytes(of: e, toByteOffset: i * 4, as: V.self)
+            sv += e
+            i += 8
+        }
+        if body < n {
+            // Tail through a vector padded with −inf (exp gives 0 there).
+            var t = V(repeating: -.infinity)
+            for j in body..<n { t[j - body] = row[j] }
+            let e = FastMath.expUpTo88(t - mb)
+            for j in body..<n { row[j] = e[j - body] }
+            sv += e
+        }
+        let inv = V(repeating: 1 / sv.sum())
+        i = 0
+        while i < body {
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i * 4, as: V.self) * inv, toByteOffset: i * 4, as: V.self)
+            i += 8
+        }
+        for j in body..<n { row[j] *= inv[0] }
     }
 }

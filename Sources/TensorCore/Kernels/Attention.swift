@@ -36,27 +36,34 @@ extension Kernels {
         }}}
     }
 
+    /// Runs the (batch, head) pairs in parallel, one contiguous range per `Parallel` worker, each with its own
+    /// scores buffer and single-threaded GEMMs: per pair, S = scale · Q Kᵀ (tokens × keys), a row softmax while S is
+    /// in cache, then O = S V written straight into the head's columns of the [B, N, C] output.
     static func attentionCore(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                               rowStride: Int, batchStride: Int, kvBatchStride: Int? = nil,
                               batch: Int, tokens: Int, keys: Int, heads: Int, headDim hd: Int, scale: Float) -> FloatTensor {
         let c = heads * hd
         let kvStride = kvBatchStride ?? batchStride
-        var scores = [Float](repeating: 0, count: tokens * keys)
+        let qp = SendableConstPointer(q), kp = SendableConstPointer(k), vp = SendableConstPointer(v)
         return FloatTensor(shape: [batch, tokens, c]) { ob in
-            scores.withUnsafeMutableBufferPointer { sb in
-                let s = sb.baseAddress!
-                for bi in 0..<batch {
-                    for h in 0..<heads {
-                        let qh = q + bi * batchStride + h * hd
-                        let kh = k + bi * kvStride + h * hd
-                        let vh = v + bi * kvStride + h * hd
-                        // S = scale · Q Kᵀ   (tokens × keys)
-                        Gemm.sgemm(transA: false, transB: true, m: tokens, n: keys, k: hd, alpha: scale,
-                                   a: qh, lda: rowStride, b: kh, ldb: rowStride, c: s, ldc: keys)
-                        softmaxRows(s, rows: tokens, cols: keys, stride: keys)
-                        // O = S V   (tokens × headDim), written into the head's columns of [B, N, C]
-                        Gemm.sgemm(m: tokens, n: hd, k: keys, a: s, lda: keys, b: vh, ldb: rowStride,
-                                   c: ob.baseAddress! + bi * tokens * c + h * hd, ldc: c)
+            guard batch * tokens * c > 0 else { return }
+            let out = SendablePointer(ob.baseAddress!)
+            Gemm.withSingleThreadedBLAS {
+                Parallel.forEachChunk(batch * heads, costPerItem: 4 * tokens * keys * hd) { pairs in
+                    var scores = [Float](repeating: 0, count: tokens * keys)
+                    scores.withUnsafeMutableBufferPointer { sb in
+                        let s = sb.baseAddress!
+                        for pair in pairs {
+                            let bi = pair / heads, h = pair % heads
+                            let qh = qp.p + bi * batchStride + h * hd
+                            let kh = kp.p + bi * kvStride + h * hd
+                            let vh = vp.p + bi * kvStride + h * hd
+                            Gemm.sgemm(transA: false, transB: true, m: tokens, n: keys, k: hd, alpha: scale,
+                                       a: qh, lda: rowStride, b: kh, ldb: rowStride, c: s, ldc: keys)
+                            for r in 0..<tokens { softmaxRow(s + r * keys, keys) }
+                            Gemm.sgemm(m: tokens, n: hd, k: keys, a: s, lda: keys, b: vh, ldb: rowStride,
+                                       c: out.p + bi * tokens * c + h * hd, ldc: c)
+                        }
                     }
                 }
             }

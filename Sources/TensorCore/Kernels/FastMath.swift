@@ -46,6 +46,32 @@ public enum FastMath {
         return result.replacing(with: x, where: x .!= x)  // NaN stays NaN
     }
 
+    /// exp(x) for x ≤ 88 (larger x are taken as 88), with the same polynomial as `exp` but none of its
+    /// overflow handling: one clamp, one scale. Gives 0 below −87.3 and keeps NaN. For arguments known to be
+    /// non-positive (softmax after subtracting the maximum, erfc's e^(−z²)), where it is about twice as fast.
+    @inline(__always)
+    public static func expUpTo88(_ x: V) -> V {
+        let lo: Float = -87.33654
+        var xc = x.replacing(with: V(repeating: 88), where: x .> 88)
+        xc = xc.replacing(with: V(repeating: lo), where: xc .< lo)
+        let magic: Float = 12_582_912
+        let shifted = xc * 1.44269504088896341 + magic
+        let n = shifted - magic
+        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        var r = xc - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p = V(repeating: 1.9875691500e-4)
+        p = p * r + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * (r * r) + r + 1
+        // −126 ≤ n ≤ 127 here, so 2^n is one normal float built from its exponent bits.
+        let scale = unsafeBitCast((ni &+ 127) &<< 23, to: V.self)
+        return (p * scale).replacing(with: 0, where: x .< lo)
+    }
+
     /// erfc(z) for all z (uses erfc(−z) = 2 − erfc(z)).
     @inline(__always)
     public static func erfc(_ z: V) -> V {
@@ -62,7 +88,7 @@ public enum FastMath {
         p = p * t + 0.37409196
         p = p * t + 1.00002368
         p = p * t - 1.26551223
-        let r = t * exp(p - a * a)
+        let r = t * expUpTo88(p - a * a)   // = erfc(|z|)/t ≤ 1, so the argument is at most about 0
         return r.replacing(with: V(repeating: 2) - r, where: z .< 0)
     }
 

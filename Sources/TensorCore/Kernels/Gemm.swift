@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 
 /// Row-major single-precision GEMM on raw pointers: C = alpha · op(A) · op(B) + beta · C, where op(A) is M×K and
 /// op(B) is K×N. `lda`, `ldb`, `ldc` are row strides in elements. All matrix work in the kernels goes through here
@@ -31,4 +32,54 @@ public enum Gemm {
 
     /// OpenBLAS's current thread count.
     public static var threads: Int { Int(openblas_get_num_threads()) }
+}
+
+extension Gemm {
+    /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards. Kernels that split
+    /// GEMMs over `Parallel` workers themselves use it so the workers' OpenBLAS calls do not each start (or spin)
+    /// OpenBLAS's own thread pool on the same cores.
+    public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = threads
+        if previous == 1 { return try body() }
+        setThreads(1)
+        defer { setThreads(previous) }
+        return try body()
+    }
+
+    /// Work (multiply-adds) below which `sgemmColumnBlocks` runs as one call on the calling thread.
+    public static let parallelThreshold = 1 << 20
+
+    /// C = alpha · A · op(B) + beta · C with the N columns split into one contiguous block per `Parallel` worker;
+    /// each block is one single-threaded OpenBLAS call. `prepare(cols)` runs on the block's worker before its GEMM
+    /// (e.g. to put a bias or residual into C for beta = 1), `finish(cols)` after it while the block is still in
+    /// cache (e.g. an activation). Both get column ranges of C and must only touch those columns.
+    /// Blocks start at multiples of 16 columns.
+    public static func sgemmColumnBlocks(transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                                         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                         prepare: (@Sendable (Range<Int>) -> Void)? = nil,
+                                         finish: (@Sendable (Range<Int>) -> Void)? = nil) {
+        if m == 0 || n == 0 { return }
+        let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
+        let block: @Sendable (Range<Int>) -> Void = { cols in
+            prepare?(cols)
+            let j = cols.lowerBound
+            sgemm(transA: false, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
+                  a: ap.p, lda: lda, b: transB ? bp.p + j * ldb : bp.p + j, ldb: ldb,
+                  beta: beta, c: cp.p + j, ldc: ldc)
+            finish?(cols)
+        }
+        let units = (n + 15) / 16
+        let blocks = Swift.min(units, m &* n &* Swift.max(k, 1) < parallelThreshold ? 1 : Parallel.workers)
+        // Single-threaded OpenBLAS even for one block: waking its pool for a small GEMM leaves the pool's threads
+        // spinning (sched_yield) against the next parallel kernel.
+        withSingleThreadedBLAS {
+            if blocks <= 1 { block(0..<n); return }
+            let per = (units + blocks - 1) / blocks
+            DispatchQueue.concurrentPerform(iterations: blocks) { i in
+                let lo = i * per * 16, hi = Swift.min(n, (i + 1) * per * 16)
+                if lo < hi { block(lo..<hi) }
+            }
+        }
+    }
 }

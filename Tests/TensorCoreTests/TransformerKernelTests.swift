@@ -1,0 +1,150 @@
+import Foundation
+import XCTest
+@testable import TensorCore
+
+/// The transformer kernels' fused and parallel paths (column-split GEMM with bias / residual / activation epilogues,
+/// patch embedding, per-head parallel attention, vectorised softmax and LayerNorm) against naive Double references,
+/// at odd sizes (vector tails, uneven column blocks) and batch > 1, both below and above the parallel thresholds.
+/// Tolerance |Δ| ≤ 1e-5 + 1e-5·|ref| unless a test says otherwise.
+final class TransformerKernelTests: XCTestCase {
+    func random(_ shape: [Int], seed: UInt64) -> FloatTensor {
+        var g = KernelTests.LCG(state: seed)
+        let n = shape.reduce(1, *)
+        return FloatTensor(shape: shape, data: (0..<n).map { _ in g.next() })
+    }
+
+    func assertClose(_ got: FloatTensor, _ want: [Double], shape: [Int], atol: Double = 1e-5, rtol: Double = 1e-5,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.shape, shape, "shape", file: file, line: line)
+        guard got.count == want.count else { return XCTFail("count \(got.count) vs \(want.count)", file: file, line: line) }
+        for i in 0..<got.count {
+            let d = abs(Double(got.data[i]) - want[i])
+            if !(d <= atol + rtol * abs(want[i])) {
+                return XCTFail("mismatch at \(i): got \(got.data[i]), want \(want[i]) (|Δ| = \(d))", file: file, line: line)
+            }
+        }
+    }
+
+    func geluRef(_ v: Double) -> Double { 0.5 * v * (1 + erf(v / 2.0.squareRoot())) }
+
+    // MARK: linear
+
+    func testLinearEpiloguesMatchReference() {
+        // (batch, tokens, in, out): small enough for one block, and large enough (≥ 2^20 multiply-adds) for the
+        // column split, with widths that leave a short last block and vector tails.
+        for (b, t, inF, outF) in [(2, 3, 5, 7), (3, 37, 129, 131), (1, 197, 96, 100), (2, 5, 0, 9)] {
+            let x = random([b, t, inF], seed: UInt64(inF + 1)), w = random([outF, inF], seed: UInt64(outF + 2))
+            let bias = random([outF], seed: 3), residual = random([b, t, outF], seed: 4)
+            for (useBias, useResidual, gelu) in [(true, false, false), (false, false, false), (true, true, false),
+                                                 (false, true, false), (true, false, true), (true, true, true)] {
+                let got = Kernels.linear(x, weight: w, bias: useBias ? bias : nil, activation: gelu ? .gelu : nil,
+                                         residual: useResidual ? residual : nil)
+                var want = [Double]()
+                for r in 0..<(b * t) { for o in 0..<outF {
+                    var acc = useBias ? Double(bias.data[o]) : 0
+                    for i in 0..<inF { acc += Double(x.data[r * inF + i]) * Double(w.data[o * inF + i]) }
+                    if useResidual { acc += Double(residual.data[r * outF + o]) }
+                    want.append(gelu ? geluRef(acc) : acc)
+                }}
+                assertClose(got, want, shape: [b, t, outF], atol: 2e-5, rtol: 2e-5)
+            }
+        }
+    }
+
+    func testLinearLeavesOpenBLASThreadCount() {
+        let before = Gemm.threads
+        _ = Kernels.linear(random([64, 128], seed: 5), weight: random([160, 128], seed: 6))
+        XCTAssertEqual(Gemm.threads, before)
+    }
+
+    // MARK: patch embedding
+
+    func testPatchEmbedMatchesStridedConvolution() {
+        // 11×13 with patch 4: the last rows / columns belong to no whole patch and are dropped, as by the conv.
+        for (n, c, h, w, p, d) in [(2, 3, 11, 13, 4, 5), (3, 2, 32, 32, 8, 40)] {
+            let x = random([n, c, h, w], seed: UInt64(h)), wt = random([d, c, p, p], seed: 7), bias = random([d], seed: 8)
+            let got = Kernels.patchEmbed(x, weight: wt, bias: bias, patch: p)
+            let (gh, gw) = (h / p, w / p)
+            var want = [Double]()
+            for img in 0..<n { for py in 0..<gh { for px in 0..<gw { for o in 0..<d {
+                var acc = Double(bias.data[o])
+                for ch in 0..<c { for ky in 0..<p { for kx in 0..<p {
+                    acc += Double(x.data[((img * c + ch) * h + py * p + ky) * w + px * p + kx])
+                        * Double(wt.data[((o * c + ch) * p + ky) * p + kx])
+                }}}
+                want.append(acc)
+            }}}}
+            assertClose(got, want, shape: [n, gh * gw, d])
+        }
+    }
+
+    // MARK: attention and softmax
+
+    func testParallelAttentionMatchesReference() {
+        // Enough (batch, head) pairs and work per pair to run on several workers; head width 7 and 37 tokens
+        // exercise the softmax's vector tail.
+        let (b, n, heads, hd) = (3, 37, 3, 7)
+        let c = heads * hd
+        let qkv = random([b, n, 3 * c], seed: 60)
+        let got = Kernels.multiHeadAttention(qkv: qkv, heads: heads)
+        var want = [Double](repeating: 0, count: b * n * c)
+        let scale = 1 / Double(hd).squareRoot()
+        for bi in 0..<b { for h in 0..<heads {
+            func at(_ t: Int, _ which: Int, _ d: Int) -> Double { Double(qkv.data[(bi * n + t) * 3 * c + which * c + h * hd + d]) }
+            for t in 0..<n {
+                let s = (0..<n).map { j in (0..<hd).map { at(t, 0, $0) * at(j, 1, $0) }.reduce(0, +) * scale }
+                let m = s.max()!
+                let e = s.map { Foundation.exp($0 - m) }
+                let z = e.reduce(0, +)
+                for d in 0..<hd { want[(bi * n + t) * c + h * hd + d] = (0..<n).map { e[$0] / z * at($0, 2, d) }.reduce(0, +) }
+            }
+        }}
+        assertClose(got, want, shape: [b, n, c])
+    }
+
+    func testSoftmaxRowsWithTailsAndInfinities() {
+        for cols in [1, 7, 8, 13, 197] {
+            var x = random([3, cols], seed: UInt64(cols))
+            x.data[0] = -.infinity                      // one masked entry
+            for j in 0..<cols { x.data[2 * cols + j] = x.data[2 * cols + j] * 50 + 1000 }   // large, spread values
+            let got = Kernels.softmax(x)
+            var want = [Double]()
+            for r in 0..<3 {
+                let row = x.data[(r * cols)..<((r + 1) * cols)].map(Double.init)
+                let m = row.max()!
+                let e = row.map { Foundation.exp($0 - m) }
+                let s = e.reduce(0, +)
+                want += e.map { $0 / s }
+            }
+            if cols == 1 {
+                XCTAssertTrue(got.data[0].isNaN, "a row of only −inf is 0/0 as in PyTorch")
+                XCTAssertEqual(Array(got.data[1...]), [1, 1])
+            } else {
+                assertClose(got, want, shape: [3, cols], atol: 1e-6)
+            }
+        }
+        let nan = Kernels.softmax(FloatTensor(shape: [1, 9], data: [1, 2, .nan, 4, 5, 6, 7, 8, 9]))
+        XCTAssertTrue(nan.data.allSatisfy { $0.isNaN })
+    }
+
+    // MARK: layer norm
+
+    func testLayerNormTailsOffsetsAndParallelRows() {
+        for (rows, d, offset) in [(5, 19, Float(0)), (3, 8, 0), (200, 768, 0), (7, 100, 1000), (64, 72, -300)] {
+            let raw = random([rows, d], seed: UInt64(d))
+            let x = FloatTensor(shape: raw.shape, data: raw.data.map { $0 * 0.5 + offset })
+            let gamma = random([d], seed: 9), beta = random([d], seed: 10)
+            let got = Kernels.layerNorm(x, weight: gamma, bias: beta, eps: 1e-6)
+            var want = [Double]()
+            for r in 0..<rows {
+                let row = x.data[(r * d)..<((r + 1) * d)].map(Double.init)
+                let mean = row.reduce(0, +) / Double(d)
+                let v = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(d)
+                for i in 0..<d { want.append((row[i] - mean) / (v + 1e-6).squareRoot() * Double(gamma.data[i]) + Double(beta.data[i])) }
+            }
+            // With an offset of 1000 the mean rounded to Float (as PyTorch's float kernel also uses it) is off by up to
+            // 3e-5, shifting outputs by that times 1/std ≈ 3.5.
+            assertClose(got, want, shape: [rows, d], atol: offset == 0 ? 2e-5 : 2e-4, rtol: 1e-4)
+        }
+    }
+}
