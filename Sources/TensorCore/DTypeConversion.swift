@@ -38,25 +38,26 @@ public enum DTypeConversion {
     public static func convert(_ s: UnsafeRawPointer, from: DType, into d: UnsafeMutableRawPointer, to: DType, count: Int) {
         if count == 0 { return }
         if from == to { d.copyMemory(from: s, byteCount: count * from.byteSize); return }
-        // Fast float paths.
+        // Float paths: eight lanes at a time, split over the cores for large tensors. Exact: the same bits as the
+        // scalar conversions (IEEE round-to-nearest-even, NaN kept as NaN), checked exhaustively by the tests.
+        let kernel: (@Sendable (UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)?
         switch (from, to) {
-        case (.float32, .float16):
-            let a = s.assumingMemoryBound(to: Float.self), b = d.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<count { b[i] = floatToF16(a[i]) }
+        case (.float16, .float32): kernel = halfToFloat
+        case (.float32, .float16): kernel = floatToHalf
+        case (.bfloat16, .float32): kernel = bfloatToFloat
+        case (.float32, .bfloat16): kernel = floatToBFloat
+        default: kernel = nil
+        }
+        if let kernel {
+            let src = SendableConstPointer(s.assumingMemoryBound(to: UInt8.self))
+            let dst = SendablePointer(d.assumingMemoryBound(to: UInt8.self))
+            let (inSize, outSize) = (from.byteSize, to.byteSize)
+            let blocks = (count + 4095) / 4096
+            Parallel.forEachChunk(blocks, costPerItem: 4096) { range in
+                let lo = range.lowerBound * 4096, hi = Swift.min(count, range.upperBound * 4096)
+                kernel(UnsafeRawPointer(src.p + lo * inSize), UnsafeMutableRawPointer(dst.p + lo * outSize), hi - lo)
+            }
             return
-        case (.float16, .float32):
-            let a = s.assumingMemoryBound(to: UInt16.self), b = d.assumingMemoryBound(to: Float.self)
-            for i in 0..<count { b[i] = f16ToFloat(a[i]) }
-            return
-        case (.float32, .bfloat16):
-            let a = s.assumingMemoryBound(to: Float.self), b = d.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<count { b[i] = floatToBF16(a[i]) }
-            return
-        case (.bfloat16, .float32):
-            let a = s.assumingMemoryBound(to: UInt16.self), b = d.assumingMemoryBound(to: Float.self)
-            for i in 0..<count { b[i] = bf16ToFloat(a[i]) }
-            return
-        default: break
         }
         for i in 0..<count {
             let v = load(s, from, i)
@@ -104,6 +105,99 @@ public enum DTypeConversion {
             let nz: Bool
             switch v { case .f(let x): nz = x != 0; case .i(let x): nz = x != 0; case .u(let x): nz = x != 0 }
             p.storeBytes(of: nz ? 1 : 0, toByteOffset: i, as: UInt8.self)
+        }
+    }
+
+    // MARK: Vector kernels (any alignment; `n` elements from `s` into `d`)
+
+    typealias Lanes = SIMD8<UInt32>
+
+    // Lane masks by arithmetic, not SIMDMask: the generic `replacing(with:where:)` runs lane by lane.
+
+    /// All ones in the lanes where a < k, for a and k below 2^31 (the sign of a − k, spread by an arithmetic shift).
+    @inline(__always) static func below(_ a: Lanes, _ k: UInt32) -> Lanes {
+        unsafeBitCast(unsafeBitCast(a &- k, to: SIMD8<Int32>.self) &>> 31, to: Lanes.self)
+    }
+
+    /// `yes` where `mask` is all ones, else `no`.
+    @inline(__always) static func select(_ mask: Lanes, _ yes: Lanes, _ no: Lanes) -> Lanes {
+        (yes & mask) | (no & ~mask)
+    }
+
+    /// float16 → float32. Finite values: the 15 magnitude bits shifted into a float32's exponent/mantissa
+    /// position, then scaled by 2^112 to re-bias the exponent (subnormal halves come out exact, as float32
+    /// subnormals times a power of two). Inf/NaN: exponent forced to all ones, payload kept.
+    static func halfToFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
+        let scale = SIMD8<Float>(repeating: Float(bitPattern: 0x7780_0000))  // 2^112
+        var i = 0
+        while i + 8 <= n {
+            let h = Lanes(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+            let magnitude = (h & 0x7FFF) &<< 13
+            let finite = unsafeBitCast(unsafeBitCast(magnitude, to: SIMD8<Float>.self) * scale, to: Lanes.self)
+            let special = magnitude | 0x7F80_0000
+            let bits = select(below(h & 0x7C00, 0x7C00), finite, special) | ((h & 0x8000) &<< 16)
+            d.storeBytes(of: bits, toByteOffset: i * 4, as: Lanes.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: f16ToFloat(s.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)), toByteOffset: i * 4, as: Float.self)
+            i += 1
+        }
+    }
+
+    /// float32 → float16, round to nearest even. Three cases computed for every lane, then selected:
+    /// overflow (≥ 2^16 in magnitude: ±inf, or NaN); results below the smallest normal half (2^-14),
+    /// rounded by adding 0.5 in float32 so the hardware's own rounding places the subnormal half's bits; and
+    /// normal results, re-biased with a round-half-even increment on the 13 dropped bits (a carry out of the
+    /// mantissa correctly bumps the exponent, up to infinity at 65520).
+    static func floatToHalf(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
+        let half = SIMD8<Float>(repeating: 0.5)
+        var i = 0
+        while i + 8 <= n {
+            let x = s.loadUnaligned(fromByteOffset: i * 4, as: Lanes.self)
+            let sign = (x & 0x8000_0000) &>> 16
+            let a = x & 0x7FFF_FFFF
+            let nan = 0x7E00 | ((a &>> 13) & 0x3FF)                           // quiet, top payload bits kept
+            let overflow = select(below(a, 0x7F80_0001), Lanes(repeating: 0x7C00), nan)
+            let tiny = unsafeBitCast(unsafeBitCast(a, to: SIMD8<Float>.self) + half, to: Lanes.self) &- 0x3F00_0000
+            let normal = (a &+ 0xC800_0FFF &+ ((a &>> 13) & 1)) &>> 13   // 0xC8000000 = (15 - 127) << 23, wrapped
+            let h = select(below(a, 0x4780_0000), select(below(a, 0x3880_0000), tiny, normal), overflow)  // 2^16, 2^-14
+            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: h | sign), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: floatToF16(s.loadUnaligned(fromByteOffset: i * 4, as: Float.self)), toByteOffset: i * 2, as: UInt16.self)
+            i += 1
+        }
+    }
+
+    static func bfloatToFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let h = Lanes(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+            d.storeBytes(of: h &<< 16, toByteOffset: i * 4, as: Lanes.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: bf16ToFloat(s.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)), toByteOffset: i * 4, as: Float.self)
+            i += 1
+        }
+    }
+
+    /// float32 → bfloat16, round to nearest even; NaN stays NaN (quiet bit set), as `floatToBF16`.
+    static func floatToBFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
+        var i = 0
+        while i + 8 <= n {
+            let x = s.loadUnaligned(fromByteOffset: i * 4, as: Lanes.self)
+            let rounded = (x &+ 0x7FFF &+ ((x &>> 16) & 1)) &>> 16
+            let nan = (x &>> 16) | 0x0040
+            let h = select(below(x & 0x7FFF_FFFF, 0x7F80_0001), rounded, nan)
+            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: h), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: floatToBF16(s.loadUnaligned(fromByteOffset: i * 4, as: Float.self)), toByteOffset: i * 2, as: UInt16.self)
+            i += 1
         }
     }
 }
