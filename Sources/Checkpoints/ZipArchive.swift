@@ -100,17 +100,21 @@ public final class ZipArchive: @unchecked Sendable {
                     try skip(f, offset, m)
                 }
             }
-            var out = [UInt8](repeating: 0, count: want)
-            var got = 0
-            while got < want {
-                let r = out.withUnsafeMutableBytes { zip_fread(f, $0.baseAddress! + got, zip_uint64_t(want - got)) }
-                if r < 0 {
-                    throw CheckpointError("corrupt record: \(String(cString: zip_file_strerror(f)))", file: path, member: m.name, offset: offset + got)
+            // Filled by zip_fread; not zeroed first (a tensor can be hundreds of MB).
+            let out = try [UInt8](unsafeUninitializedCapacity: want) { buf, initialized in
+                initialized = 0
+                var got = 0
+                while got < want {
+                    let r = zip_fread(f, buf.baseAddress! + got, zip_uint64_t(want - got))
+                    if r < 0 {
+                        throw CheckpointError("corrupt record: \(String(cString: zip_file_strerror(f)))", file: path, member: m.name, offset: offset + got)
+                    }
+                    if r == 0 {
+                        throw CheckpointError("record ends after \(offset + got) bytes, expected \(offset + want)", file: path, member: m.name, offset: offset + got)
+                    }
+                    got += Int(r)
                 }
-                if r == 0 {
-                    throw CheckpointError("record ends after \(offset + got) bytes, expected \(offset + want)", file: path, member: m.name, offset: offset + got)
-                }
-                got += Int(r)
+                initialized = want
             }
             return out
         }

@@ -25,13 +25,12 @@ public enum DTypeConversion {
     /// (as `Tensor.to(int)` does in PyTorch); anything to bool is `!= 0`.
     public static func convert(_ src: [UInt8], from: DType, to: DType, count: Int) -> [UInt8] {
         if from == to { return src }
-        var out = [UInt8](repeating: 0, count: count * to.byteSize)
-        src.withUnsafeBytes { s in
-            out.withUnsafeMutableBytes { d in
-                convert(s.baseAddress!, from: from, into: d.baseAddress!, to: to, count: count)
+        return [UInt8](unsafeUninitializedCapacity: count * to.byteSize) { d, initialized in
+            if count > 0 {
+                src.withUnsafeBytes { s in convert(s.baseAddress!, from: from, into: UnsafeMutableRawPointer(d.baseAddress!), to: to, count: count) }
             }
+            initialized = count * to.byteSize
         }
-        return out
     }
 
     /// Raw-pointer form of `convert`, for streaming writers.
