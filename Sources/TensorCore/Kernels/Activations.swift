@@ -94,7 +94,7 @@ extension Kernels {
         var i = 0
         while i < body {
             let v = raw.loadUnaligned(fromByteOffset: i * 4, as: V.self)
-            mv = mv.replacing(with: v, where: v .> mv)
+            mv = mv.replacing(with: v, where: mv .< v)
             i += 8
         }
         var m = mv.max()

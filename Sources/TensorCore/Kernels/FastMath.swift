@@ -46,14 +46,14 @@ public enum FastMath {
         return result.replacing(with: x, where: x .!= x)  // NaN stays NaN
     }
 
-    /// exp(x) for x ≤ 88 (larger x are taken as 88), with the same polynomial as `exp` but none of its
-    /// overflow handling: one clamp, one scale. Gives 0 below −87.3 and keeps NaN. For arguments known to be
-    /// non-positive (softmax after subtracting the maximum, erfc's e^(−z²)), where it is about twice as fast.
+    /// exp(x) for x ≤ 88 — the caller guarantees the bound (larger x overflow the scale) — with the same polynomial
+    /// as `exp` but none of its overflow handling: one clamp, one scale. Gives 0 below −87.3 and keeps NaN.
+    /// For arguments known to be non-positive (softmax after subtracting the maximum, erfc's e^(−z²)), where it is
+    /// about three times as fast as `exp` on baseline x86-64 (every select costs several SSE2 instructions).
     @inline(__always)
     public static func expUpTo88(_ x: V) -> V {
         let lo: Float = -87.33654
-        var xc = x.replacing(with: V(repeating: 88), where: x .> 88)
-        xc = xc.replacing(with: V(repeating: lo), where: xc .< lo)
+        let xc = x.replacing(with: V(repeating: lo), where: x .< lo)
         let magic: Float = 12_582_912
         let shifted = xc * 1.44269504088896341 + magic
         let n = shifted - magic
