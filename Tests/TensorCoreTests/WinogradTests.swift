@@ -22,9 +22,12 @@ extension KernelTests {
             let (conv, shape) = referenceConv(x, w, b, stride: 1, pad: c.5, dil: 1, groups: 1)
             let r = c.7 ? random(shape, seed: UInt64(600 + i)) : nil
             let want = r.map { r in zip(conv, r.data).map { max($0 + Double($1), 0) } } ?? conv
-            let got = Kernels.conv2dWinograd(x, weights: WinogradWeights(w), bias: b, padding: (c.5, c.5),
-                                             residual: r, activation: c.7 ? .relu : .none)
-            assertClose(got, want, shape: shape, atol: 1e-4, rtol: 1e-4)
+            // Stage-parallel (one chunk) and chunk-parallel (chunks of 8–16 tiles, one worker per chunk).
+            for chunkBytes in [3 << 20, 4 * 36 * (c.1 + c.4) * 12] {
+                let got = Kernels.conv2dWinograd(x, weights: WinogradWeights(w), bias: b, padding: (c.5, c.5),
+                                                 residual: r, activation: c.7 ? .relu : .none, chunkBytes: chunkBytes)
+                assertClose(got, want, shape: shape, atol: 1e-4, rtol: 1e-4)
+            }
         }
     }
 

@@ -8,14 +8,18 @@ extension Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let ho = (h + 2 * padding - kernel) / s + 1, wo = (w + 2 * padding - kernel) / s + 1
         precondition(ho > 0 && wo > 0, "maxPool2d: output would be empty for \(x.shape)")
-        // Separable: the window's rows are reduced into one row (contiguous, vectorised), then its columns.
+        // Separable: the window's rows are reduced into one row (contiguous, vectorised), then its columns, eight
+        // outputs at a time from a copy of that row with -∞ where the padding is (so no window is clipped).
+        let rowCount = w + 2 * padding + kernel + 8 * s
         return FloatTensor(shape: [n, c, ho, wo]) { ob in
             let o = SendablePointer(ob.baseAddress!)
             x.data.withUnsafeBufferPointer { xb in
                 let xp = SendableConstPointer(xb.baseAddress!)
                 Parallel.forEachChunk(n * c, costPerItem: ho * (w + wo) * kernel) { range in
-                    withUnsafeTemporaryAllocation(of: Float.self, capacity: w) { rowBuffer in
-                        let rowMax = rowBuffer.baseAddress!
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: rowCount) { rowBuffer in
+                        let padded = rowBuffer.baseAddress!
+                        padded.initialize(repeating: -.infinity, count: rowCount)
+                        let rowMax = padded + padding
                         for plane in range {
                             let src = xp.p + plane * h * w, dst = o.p + plane * ho * wo
                             for oh in 0..<ho {
@@ -23,13 +27,27 @@ extension Kernels {
                                 rowMax.update(from: src + h0 * w, count: w)
                                 for ih in (h0 + 1)..<Swift.max(h0 + 1, h1) {
                                     let row = src + ih * w
-                                    for iw in 0..<w { rowMax[iw] = nanMax(rowMax[iw], row[iw]) }
+                                    var iw = 0
+                                    while iw + 8 <= w {
+                                        let a = UnsafeRawPointer(rowMax + iw).loadUnaligned(as: SIMD8<Float>.self)
+                                        let b = UnsafeRawPointer(row + iw).loadUnaligned(as: SIMD8<Float>.self)
+                                        UnsafeMutableRawPointer(rowMax + iw).storeBytes(of: nanMax(a, b), as: SIMD8<Float>.self)
+                                        iw += 8
+                                    }
+                                    while iw < w { rowMax[iw] = nanMax(rowMax[iw], row[iw]); iw += 1 }
                                 }
-                                for ow in 0..<wo {
-                                    let w0 = Swift.max(ow * s - padding, 0), w1 = Swift.min(ow * s - padding + kernel, w)
-                                    var m = rowMax[w0]
-                                    for iw in (w0 + 1)..<Swift.max(w0 + 1, w1) { m = nanMax(m, rowMax[iw]) }
-                                    dst[oh * wo + ow] = m
+                                let out = dst + oh * wo
+                                var ow = 0
+                                while ow < wo {
+                                    // Window of output ow starts at padded[ow·s].
+                                    let p = UnsafePointer(padded) + ow * s
+                                    @inline(__always) func lanes(_ k: Int) -> SIMD8<Float> {
+                                        SIMD8(p[k], p[k + s], p[k + 2 * s], p[k + 3 * s], p[k + 4 * s], p[k + 5 * s], p[k + 6 * s], p[k + 7 * s])
+                                    }
+                                    var m = lanes(0)
+                                    for k in 1..<Swift.max(1, kernel) { m = nanMax(m, lanes(k)) }
+                                    for l in 0..<Swift.min(8, wo - ow) { out[ow + l] = m[l] }
+                                    ow += 8
                                 }
                             }
                         }
@@ -37,6 +55,12 @@ extension Kernels {
                 }
             }
         }
+    }
+
+    /// Lane-wise max(a, b) that propagates NaN from either side, as PyTorch's max pooling does.
+    @inline(__always)
+    static func nanMax(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        b.replacing(with: a, where: (a .> b) .| (a .!= a))
     }
 
     /// max(a, b) that propagates NaN from either side, as PyTorch's max pooling does.

@@ -6,9 +6,9 @@ import Foundation
 //
 // Pipeline for a batch (T = all 4×4 output tiles of all images, p = one of the 6×6 transform positions):
 //   1. pad      x → zero-padded copy whose tiles can be read without bounds checks
-//   2. input    V[p][c][t] = (Bᵀ d_{c,t} B)[p]          (d = the 6×6 input patch of tile t)
-//   3. multiply M[p] = U[p] · V[p]  ([Cout×Cin]·[Cin×T], one sgemm per position; U = G g Gᵀ, prepared once)
-//   4. output   y_{k,t} = Aᵀ M[·][k][t] A  + bias, residual, activation → NCHW output
+//   2. input    V[c][p][t] = (Bᵀ d_{c,t} B)[p]          (d = the 6×6 input patch of tile t)
+//   3. multiply M[·][p][·] = U[p] · V[·][p][·]  ([Cout×Cin]·[Cin×T], one sgemm per position; U = G g Gᵀ, prepared once)
+//   4. output   y_{k,t} = Aᵀ M[k][·][t] A  + bias, residual, activation → NCHW output
 // Transforms run eight tiles at a time in SIMD8 lanes; stages 1, 2 and 4 are parallel over channels.
 
 /// Eight tiles, one per lane.
@@ -78,8 +78,12 @@ private func outputTransform(_ m0: Lanes, _ m1: Lanes, _ m2: Lanes, _ m3: Lanes,
 
 extension Kernels {
     /// 3×3, stride-1 convolution through Winograd F(4×4, 3×3) with prepared weights; same contract as `conv2d`.
+    ///
+    /// Many tiles (batches, large maps): the tiles are cut into chunks and each worker runs all four stages on its
+    /// chunks with single-threaded GEMMs, so V and M stay in cache. Few tiles: each stage is split over the workers
+    /// (input by channel, GEMMs by position, output by channel).
     static func conv2dWinograd(_ x: FloatTensor, weights wt: WinogradWeights, bias: FloatTensor?, padding: (h: Int, w: Int),
-                               residual: FloatTensor?, activation: Epilogue) -> FloatTensor {
+                               residual: FloatTensor?, activation: Epilogue, chunkBytes: Int = 8 << 20) -> FloatTensor {
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let cout = wt.cout
         precondition(cin == wt.cin, "conv2d: input \(x.shape) for Winograd weights with \(wt.cin) input channels")
@@ -88,22 +92,31 @@ extension Kernels {
         let th = (ho + m - 1) / m, tw = (wo + m - 1) / m
         let tilesPerImage = th * tw
         let tiles = n * tilesPerImage
-        let ld = (tiles + 7) / 8 * 8                   // row stride of V and M: whole SIMD8 groups
+        let groups = (tiles + 7) / 8 * 8                // tiles rounded up to whole SIMD8 groups
         // Zero-padded input planes, big enough for every tile's 6×6 patch.
         let hp = th * m + 2, wp = tw * m + 2
         let planeP = hp * wp
 
+        // Chunking: V and M of one chunk (36·(Cin + Cout)·chunk floats) should stay within `chunkBytes`; the chunk
+        // count is a multiple of the worker count so the workers finish together.
+        let workers = Parallel.workers
+        let maxChunk = Swift.max(8, chunkBytes / (4 * positions * (cin + cout)) / 8 * 8)
+        var chunkCount = (tiles + maxChunk - 1) / maxChunk
+        chunkCount = (chunkCount + workers - 1) / workers * workers
+        let chunked = workers > 1 && chunkCount >= 2 * workers
+        let chunk = chunked ? ((tiles + chunkCount - 1) / chunkCount + 7) / 8 * 8 : groups
+        let scratchSets = chunked ? workers : 1
+
         var padded = [Float](unsafeUninitializedCapacity: n * cin * planeP) { _, c in c = n * cin * planeP }
-        var v = [Float](unsafeUninitializedCapacity: positions * cin * ld) { _, c in c = positions * cin * ld }
-        var mm = [Float](unsafeUninitializedCapacity: positions * cout * ld) { _, c in c = positions * cout * ld }
-        // Tile t → offset of its patch in a padded plane (image part included).
-        var patchOffset = [Int](unsafeUninitializedCapacity: ld) { _, c in c = ld }
-        for t in 0..<ld {
+        let scratchCount = scratchSets * positions * (cin + cout) * chunk
+        var scratch = [Float](unsafeUninitializedCapacity: scratchCount) { _, c in c = scratchCount }
+        // Tile t → offset of its patch in a padded plane (image part included); past the end, the last tile's.
+        var patchOffset = [Int](unsafeUninitializedCapacity: groups + chunk) { _, c in c = groups + chunk }
+        for t in 0..<(groups + chunk) {
             let tt = Swift.min(t, tiles - 1)
             let b = tt / tilesPerImage, r = tt % tilesPerImage
             patchOffset[t] = b * cin * planeP + (r / tw) * m * wp + (r % tw) * m
         }
-
         // Tile t → offset of its 4×4 block in an output plane (image part included), and rows·8 + columns inside.
         var dest = [Int](repeating: 0, count: tiles), extent = [Int](repeating: 0, count: tiles)
         for t in 0..<tiles {
@@ -114,13 +127,19 @@ extension Kernels {
         }
 
         var out = FloatTensor(shape: [n, cout, ho, wo], uninitialized: { _ in })
+        let biasData = bias?.data ?? [], resData = residual?.data ?? []
         x.data.withUnsafeBufferPointer { xb in
         padded.withUnsafeMutableBufferPointer { pb in
-        v.withUnsafeMutableBufferPointer { vb in
-        mm.withUnsafeMutableBufferPointer { mb in
+        scratch.withUnsafeMutableBufferPointer { sb in
         patchOffset.withUnsafeBufferPointer { ob in
-            let xs = SendableConstPointer(xb.baseAddress!), ps = SendablePointer(pb.baseAddress!)
+        dest.withUnsafeBufferPointer { db in
+        extent.withUnsafeBufferPointer { eb in
+        wt.u.withUnsafeBufferPointer { ub in
+        biasData.withUnsafeBufferPointer { bb in
+        resData.withUnsafeBufferPointer { rb in
+        out.data.withUnsafeMutableBufferPointer { yb in
             // 1. Pad.
+            let xs = SendableConstPointer(xb.baseAddress!), ps = SendablePointer(pb.baseAddress!)
             Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in
                 for plane in range {
                     let dst = ps.p + plane * planeP, src = xs.p + plane * h * w
@@ -130,121 +149,149 @@ extension Kernels {
                     }
                 }
             }
-            // 2. Input transform, parallel over channels.
-            let pc = SendableConstPointer(UnsafePointer(pb.baseAddress!)), vs = SendablePointer(vb.baseAddress!)
-            let offs = SendableConstPointer(ob.baseAddress!)
-            let vStride = cin * ld
-            Parallel.forEachChunk(cin, costPerItem: ld * 60) { range in
-                withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { rows in
-                    for c in range {
-                        let base = pc.p + c * planeP
-                        for g in stride(from: 0, to: ld, by: 8) {
-                            let o = offs.p + g
-                            let p0 = base + o[0], p1 = base + o[1], p2 = base + o[2], p3 = base + o[3]
-                            let p4 = base + o[4], p5 = base + o[5], p6 = base + o[6], p7 = base + o[7]
-                            // Row transforms: rows[6·r + j] = (d Bᵀ... ) along each patch row r.
-                            for r in 0..<6 {
-                                let s = r * wp
-                                @inline(__always) func col(_ j: Int) -> Lanes {
-                                    Lanes(p0[s + j], p1[s + j], p2[s + j], p3[s + j], p4[s + j], p5[s + j], p6[s + j], p7[s + j])
-                                }
-                                let t = inputTransform(col(0), col(1), col(2), col(3), col(4), col(5))
-                                rows[6 * r] = t.0; rows[6 * r + 1] = t.1; rows[6 * r + 2] = t.2
-                                rows[6 * r + 3] = t.3; rows[6 * r + 4] = t.4; rows[6 * r + 5] = t.5
-                            }
-                            // Column transforms, stored to V[6·i + j][c][g…g+7].
-                            let dst = vs.p + c * ld + g
-                            for j in 0..<6 {
-                                let t = inputTransform(rows[j], rows[6 + j], rows[12 + j], rows[18 + j], rows[24 + j], rows[30 + j])
-                                storeLanes(t.0, dst + j * vStride)
-                                storeLanes(t.1, dst + (6 + j) * vStride)
-                                storeLanes(t.2, dst + (12 + j) * vStride)
-                                storeLanes(t.3, dst + (18 + j) * vStride)
-                                storeLanes(t.4, dst + (24 + j) * vStride)
-                                storeLanes(t.5, dst + (30 + j) * vStride)
-                            }
+            let pass = WinogradPass(padded: pb.baseAddress!, planeStride: planeP, rowStride: wp, cin: cin, cout: cout,
+                                    u: ub.baseAddress!, patchOffset: ob.baseAddress!, dest: db.baseAddress!,
+                                    extent: eb.baseAddress!, bias: bias == nil ? nil : bb.baseAddress!,
+                                    residual: residual == nil ? nil : rb.baseAddress!, out: yb.baseAddress!,
+                                    outPlane: ho * wo, outRow: wo, relu: activation == .relu)
+            let scratchBase = SendablePointer(sb.baseAddress!)
+            if chunked {
+                withSingleThreadedGemm {
+                    DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                        let v = scratchBase.p + worker * positions * (cin + cout) * chunk
+                        let mm = v + positions * cin * chunk
+                        var start = worker * chunk
+                        while start < tiles {
+                            let range = start..<Swift.min(tiles, start + chunk)
+                            pass.transformInput(channels: 0..<cin, tiles: range, into: v, ld: chunk)
+                            pass.multiply(positions: 0..<positions, tiles: range.count, v: v, m: mm, ld: chunk)
+                            pass.transformOutput(channels: 0..<cout, tiles: range, from: mm, ld: chunk)
+                            start += workers * chunk
                         }
                     }
                 }
-            }
-            // 3. Multiply: one GEMM per transform position, the positions split over the workers (each GEMM is too
-            //    small to share well between OpenBLAS threads).
-            wt.u.withUnsafeBufferPointer { ub in
-                let us = SendableConstPointer(ub.baseAddress!), vc = SendableConstPointer(UnsafePointer(vb.baseAddress!))
-                let md = SendablePointer(mb.baseAddress!)
+            } else {
+                let v = scratchBase, mm = SendablePointer(scratchBase.p + positions * cin * chunk)
+                Parallel.forEachChunk(cin, costPerItem: groups * 60) { range in
+                    pass.transformInput(channels: range, tiles: 0..<tiles, into: v.p, ld: chunk)
+                }
                 withSingleThreadedGemm {
                     Parallel.forEachChunk(positions, costPerItem: 2 * cout * cin * tiles) { range in
-                        for p in range {
-                            Gemm.sgemm(m: cout, n: tiles, k: cin, a: us.p + p * cout * cin, lda: cin,
-                                       b: vc.p + p * cin * ld, ldb: ld, c: md.p + p * cout * ld, ldc: ld)
+                        pass.multiply(positions: range, tiles: tiles, v: v.p, m: mm.p, ld: chunk)
+                    }
+                }
+                Parallel.forEachChunk(cout, costPerItem: groups * 60) { range in
+                    pass.transformOutput(channels: range, tiles: 0..<tiles, from: mm.p, ld: chunk)
+                }
+            }
+        }}}}}}}}}}
+        return out
+    }
+}
+
+/// The buffers and geometry of one Winograd convolution, shared by its workers (each writes disjoint parts).
+private struct WinogradPass: @unchecked Sendable {
+    let padded: UnsafeMutablePointer<Float>
+    let planeStride: Int, rowStride: Int, cin: Int, cout: Int
+    let u: UnsafePointer<Float>
+    let patchOffset: UnsafePointer<Int>, dest: UnsafePointer<Int>, extent: UnsafePointer<Int>
+    let bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
+    let out: UnsafeMutablePointer<Float>
+    let outPlane: Int, outRow: Int
+    let relu: Bool
+
+    /// V[c][6·i + j][t − tiles.lowerBound] = (Bᵀ d B)[i][j] for the given channels and tiles (row stride `ld`).
+    /// Channel-major, so one channel's 36 rows are written together; the GEMMs read position p with stride 36·ld.
+    func transformInput(channels: Range<Int>, tiles: Range<Int>, into v: UnsafeMutablePointer<Float>, ld: Int) {
+        let wp = rowStride, vStride = ld
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 36) { rowsBuffer in
+            let rows = rowsBuffer.baseAddress!
+            for c in channels {
+                let base = UnsafePointer(padded) + c * planeStride
+                for g in stride(from: tiles.lowerBound, to: tiles.upperBound, by: 8) {
+                    let o = patchOffset + g
+                    let p0 = base + o[0], p1 = base + o[1], p2 = base + o[2], p3 = base + o[3]
+                    let p4 = base + o[4], p5 = base + o[5], p6 = base + o[6], p7 = base + o[7]
+                    // Along each patch row r: rows[6·r + j] = (d_r · B)[j].
+                    for r in 0..<6 {
+                        let s = r * wp
+                        @inline(__always) func col(_ j: Int) -> Lanes {
+                            Lanes(p0[s + j], p1[s + j], p2[s + j], p3[s + j], p4[s + j], p5[s + j], p6[s + j], p7[s + j])
                         }
+                        let t = inputTransform(col(0), col(1), col(2), col(3), col(4), col(5))
+                        rows[6 * r] = t.0; rows[6 * r + 1] = t.1; rows[6 * r + 2] = t.2
+                        rows[6 * r + 3] = t.3; rows[6 * r + 4] = t.4; rows[6 * r + 5] = t.5
+                    }
+                    // Down each column j, stored to V[c][6·i + j][g…g+7].
+                    let dst = v + c * 36 * ld + (g - tiles.lowerBound)
+                    for j in 0..<6 {
+                        let t = inputTransform(rows[j], rows[6 + j], rows[12 + j], rows[18 + j], rows[24 + j], rows[30 + j])
+                        storeLanes(t.0, dst + j * vStride)
+                        storeLanes(t.1, dst + (6 + j) * vStride)
+                        storeLanes(t.2, dst + (12 + j) * vStride)
+                        storeLanes(t.3, dst + (18 + j) * vStride)
+                        storeLanes(t.4, dst + (24 + j) * vStride)
+                        storeLanes(t.5, dst + (30 + j) * vStride)
                     }
                 }
             }
-            // 4. Output transform + epilogue, parallel over output channels.
-            let ms = SendableConstPointer(UnsafePointer(mb.baseAddress!))
-            let mStride = cout * ld
-            let biasData = bias?.data ?? []
-            let resData = residual?.data ?? []
-            biasData.withUnsafeBufferPointer { bb in
-            resData.withUnsafeBufferPointer { rb in
-            dest.withUnsafeBufferPointer { db in
-            extent.withUnsafeBufferPointer { eb in
-            out.data.withUnsafeMutableBufferPointer { yb in
-                let dests = SendableConstPointer(db.baseAddress!), extents = SendableConstPointer(eb.baseAddress!)
-                let bs = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
-                let rs = residual == nil ? nil : SendableConstPointer(rb.baseAddress!)
-                let ys = SendablePointer(yb.baseAddress!)
-                let relu = activation == .relu
-                let planeOut = ho * wo
-                Parallel.forEachChunk(cout, costPerItem: ld * 60) { range in
-                    withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24 + 16) { scratch in
-                        let cols = scratch.baseAddress!, y = scratch.baseAddress! + 24
-                        for k in range {
-                            let beta = bs?.p[k] ?? 0
-                            for g in stride(from: 0, to: ld, by: 8) {
-                                let src = ms.p + k * ld + g
-                                // Row transforms: cols[4·r + j] = (row r of the 6×6 product tile) · A.
-                                for r in 0..<6 {
-                                    let s = src + 6 * r * mStride
-                                    let t = outputTransform(loadLanes(s), loadLanes(s + mStride), loadLanes(s + 2 * mStride),
-                                                            loadLanes(s + 3 * mStride), loadLanes(s + 4 * mStride), loadLanes(s + 5 * mStride))
-                                    cols[4 * r] = t.0; cols[4 * r + 1] = t.1; cols[4 * r + 2] = t.2; cols[4 * r + 3] = t.3
-                                }
-                                for j in 0..<4 {
-                                    let t = outputTransform(cols[j], cols[4 + j], cols[8 + j], cols[12 + j], cols[16 + j], cols[20 + j])
-                                    y[j] = t.0; y[4 + j] = t.1; y[8 + j] = t.2; y[12 + j] = t.3
-                                }
-                                // Scatter the eight 4×4 tiles (clipped at the bottom/right edge) with the epilogue.
-                                let yf = UnsafeRawPointer(y).assumingMemoryBound(to: Float.self)
-                                for lane in 0..<Swift.min(8, tiles - g) {
-                                    let at = dests.p[g + lane] + k * planeOut
-                                    let extent = extents.p[g + lane]
-                                    let d = ys.p + at
-                                    if let rs {
-                                        let res = rs.p + at
-                                        for i in 0..<(extent >> 3) {
-                                            for j in 0..<(extent & 7) {
-                                                let value = yf[(4 * i + j) * 8 + lane] + beta + res[i * wo + j]
-                                                d[i * wo + j] = relu ? Swift.max(value, 0) : value
-                                            }
-                                        }
-                                    } else {
-                                        for i in 0..<(extent >> 3) {
-                                            for j in 0..<(extent & 7) {
-                                                let value = yf[(4 * i + j) * 8 + lane] + beta
-                                                d[i * wo + j] = relu ? Swift.max(value, 0) : value
-                                            }
-                                        }
-                                    }
+        }
+    }
+
+    /// M[·][p][·] = U[p] · V[·][p][·] for the given positions ([Cout×Cin]·[Cin×tiles]); M is [Cout][36][ld].
+    func multiply(positions: Range<Int>, tiles: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, ld: Int) {
+        for p in positions {
+            Gemm.sgemm(m: cout, n: tiles, k: cin, a: u + p * cout * cin, lda: cin,
+                       b: v + p * ld, ldb: 36 * ld, c: m + p * ld, ldc: 36 * ld)
+        }
+    }
+
+    /// out = act(Aᵀ M A + bias + residual) for the given output channels and tiles, clipped at the map's edges.
+    func transformOutput(channels: Range<Int>, tiles: Range<Int>, from m: UnsafePointer<Float>, ld: Int) {
+        let mStride = ld, wo = outRow
+        withUnsafeTemporaryAllocation(of: Lanes.self, capacity: 24 + 16) { scratch in
+            let cols = scratch.baseAddress!, y = scratch.baseAddress! + 24
+            let yf = UnsafeRawPointer(y).assumingMemoryBound(to: Float.self)
+            for k in channels {
+                let beta = bias?[k] ?? 0
+                for g in stride(from: tiles.lowerBound, to: tiles.upperBound, by: 8) {
+                    let src = m + k * 36 * ld + (g - tiles.lowerBound)
+                    // Along each row r of the 6×6 product tile: cols[4·r + j] = (M_r · A)[j].
+                    for r in 0..<6 {
+                        let s = src + 6 * r * mStride
+                        let t = outputTransform(loadLanes(s), loadLanes(s + mStride), loadLanes(s + 2 * mStride),
+                                                loadLanes(s + 3 * mStride), loadLanes(s + 4 * mStride), loadLanes(s + 5 * mStride))
+                        cols[4 * r] = t.0; cols[4 * r + 1] = t.1; cols[4 * r + 2] = t.2; cols[4 * r + 3] = t.3
+                    }
+                    for j in 0..<4 {
+                        let t = outputTransform(cols[j], cols[4 + j], cols[8 + j], cols[12 + j], cols[16 + j], cols[20 + j])
+                        y[j] = t.0; y[4 + j] = t.1; y[8 + j] = t.2; y[12 + j] = t.3
+                    }
+                    // Scatter the 4×4 tiles with the epilogue: whole rows of four where the tile is inside the map.
+                    for lane in 0..<Swift.min(8, tiles.upperBound - g) {
+                        let at = dest[g + lane] + k * outPlane
+                        let e = extent[g + lane]
+                        let rowsValid = e >> 3, colsValid = e & 7
+                        for i in 0..<rowsValid {
+                            let d = out + at + i * wo
+                            let q = yf + 32 * i + lane
+                            if colsValid == 4 {
+                                var row = SIMD4<Float>(q[0], q[8], q[16], q[24]) + beta
+                                if let residual { row += UnsafeRawPointer(residual + at + i * wo).loadUnaligned(as: SIMD4<Float>.self) }
+                                if relu { row = row.replacing(with: 0, where: row .< 0) }
+                                UnsafeMutableRawPointer(d).storeBytes(of: row, as: SIMD4<Float>.self)
+                            } else {
+                                for j in 0..<colsValid {
+                                    var value = q[8 * j] + beta
+                                    if let residual { value += residual[at + i * wo + j] }
+                                    d[j] = relu ? Swift.max(value, 0) : value
                                 }
                             }
                         }
                     }
                 }
-            }}}}}
-        }}}}}
-        return out
+            }
+        }
     }
 }
 
