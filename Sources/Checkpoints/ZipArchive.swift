@@ -139,7 +139,7 @@ import Foundation
 /// end-of-central-directory record (and its zip64 form), central directory headers, local headers.
 enum ZipDirectory {
     static func storedDataOffsets(path: String) throws -> [String: Int] {
-        let f = try MappedFile(path: path)
+        let f = try MappedFile(path: path, access: .scattered)
         let b = f.bytes
         func u16(_ o: Int) throws -> Int { Int(try f.slice(o, 2).loadUnaligned(as: UInt16.self).littleEndian) }
         func u32(_ o: Int) throws -> Int { Int(try f.slice(o, 4).loadUnaligned(as: UInt32.self).littleEndian) }

@@ -56,7 +56,7 @@ struct BenchCommand: ParsableCommand {
         if json {
             print(JSON.object([("model", .string(model)), ("batch", .int(Int64(batch))), ("median_ms", .double(median))]).rendered(pretty: false))
         } else {
-            print(String(format: "%@ batch %d: median %.2f ms over %d runs (min %.2f, max %.2f)", model, batch, median, runs, times.first!, times.last!))
+            print(String(format: "%@ batch %ld: median %.2f ms over %ld runs (min %.2f, max %.2f)", model, batch, median, runs, times.first!, times.last!))
         }
     }
 
@@ -76,7 +76,7 @@ struct BenchCommand: ParsableCommand {
             print(JSON.object([("model", .string(model)), ("file", .string(file)), ("bytes", .int(Int64(bytes))),
                                ("read_ms", .double(r)), ("load_ms", .double(l)), ("ratio", .double(l / r))]).rendered(pretty: false))
         } else {
-            print(String(format: "%@ <- %@ (%d bytes): load median %.2f ms, read() median %.2f ms, ratio %.2f over %d runs",
+            print(String(format: "%@ <- %@ (%ld bytes): load median %.2f ms, read() median %.2f ms, ratio %.2f over %ld runs",
                          model, file, bytes, l, r, l / r, runs))
         }
     }

@@ -85,7 +85,7 @@ func formatBytes(_ n: Int) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
     var v = Double(n), u = 0
     while v >= 1024 && u < units.count - 1 { v /= 1024; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.1f %@ (%d)", v, units[u], n)
+    return u == 0 ? "\(n) B" : String(format: "%.1f %@ (%ld)", v, units[u], n)
 }
 
 enum TextTable {
