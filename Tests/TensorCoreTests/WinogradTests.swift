@@ -62,6 +62,36 @@ extension KernelTests {
         }
     }
 
+    func testIm2colRowBlocks() {
+        // Blocks of output rows that do not divide the map, several images, groups, stride, bias / no bias, and the
+        // fused residual + ReLU epilogue.
+        // (N, Cin, H, W, Cout, k, stride, pad, groups, rows per block, bias, residual + ReLU)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Bool, Bool)] = [
+            (1, 3, 23, 19, 8, 7, 2, 3, 1, 3, true, true),     // stem-like 7×7/2
+            (3, 4, 9, 11, 6, 3, 1, 1, 2, 4, false, false),    // groups, batch
+            (2, 5, 10, 10, 7, 3, 2, 1, 1, 1, true, false),    // one output row per block
+        ]
+        for (i, c) in cases.enumerated() {
+            let x = random([c.0, c.1, c.2, c.3], seed: UInt64(700 + i))
+            let w = random([c.4, c.1 / c.8, c.5, c.5], seed: UInt64(710 + i))
+            let b = c.10 ? random([c.4], seed: UInt64(720 + i)) : nil
+            let opts = Conv2dOptions(stride: c.6, padding: c.7, groups: c.8)
+            let (conv, shape) = referenceConv(x, w, b, stride: c.6, pad: c.7, dil: 1, groups: c.8)
+            let r = c.11 ? random(shape, seed: UInt64(730 + i)) : nil
+            let want = r.map { r in zip(conv, r.data).map { max($0 + Double($1), 0) } } ?? conv
+            let got = Kernels.conv2dRowBlocks(x, weight: w, bias: b, options: opts, ho: shape[2], wo: shape[3],
+                                              rowsPerBlock: c.9, residual: r, activation: c.11 ? .relu : .none)
+            assertClose(got, want, shape: shape, atol: 1e-4, rtol: 1e-4)
+        }
+        // The public entry point takes this path for a large unfolded matrix (3·49 rows × 80·80 columns here).
+        XCTAssertNotNil(Kernels.rowBlockHeight(batch: 1, ho: 80, wo: 80, unfoldedRows: 147))
+        XCTAssertGreaterThanOrEqual(147 * 80 * 80, Kernels.rowBlockThreshold)
+        let x = random([1, 3, 160, 160], seed: 740), w = random([4, 3, 7, 7], seed: 741)
+        let got = Kernels.conv2d(x, weight: w, options: Conv2dOptions(stride: 2, padding: 3))
+        let (want, shape) = referenceConv(x, w, nil, stride: 2, pad: 3, dil: 1, groups: 1)
+        assertClose(got, want, shape: shape, atol: 1e-4, rtol: 1e-4)
+    }
+
     func testMaxPool2dPropagatesNaN() {
         var x = random([1, 1, 6, 6], seed: 40)
         x.data[7] = .nan                      // row 1, column 1: inside the first 3×3/2 windows

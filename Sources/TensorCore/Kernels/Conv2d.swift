@@ -93,9 +93,10 @@ extension Kernels {
     /// `nn.Conv2d` forward: x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw], bias [Cout] or nil.
     /// Optional fused epilogue: `out = act(conv(x) + bias + residual)` with `residual` shaped like the output.
     ///
-    /// Implementation: im2col (parallel over rows) then one GEMM per group, split over the workers (`splitGemm`); a 1×1, stride-1, unpadded
-    /// convolution is a plain GEMM on the input. Small feature maps batch several images into one GEMM. The
-    /// residual is copied into the output first and accumulated (GEMM beta = 1, or in the scatter).
+    /// Implementation: im2col (parallel over rows) then one GEMM per group, split over the workers (`splitGemm`); a
+    /// 1×1, stride-1, unpadded convolution is a plain GEMM on the input. Small feature maps batch several images into
+    /// one GEMM; large ones are unfolded and multiplied in blocks of output rows (`conv2dRowBlocks`). The residual is
+    /// copied into the output first and accumulated (GEMM beta = 1, or in the scatter).
     public static func conv2d(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor? = nil,
                               options o: Conv2dOptions = Conv2dOptions(),
                               residual: FloatTensor? = nil, activation: Epilogue = .none) -> FloatTensor {
@@ -121,6 +122,13 @@ extension Kernels {
         // images share one GEMM of N = images·ho·wo, and the result is scattered back to NCHW.
         let imagesPerGemm = isPointwise ? 1 : Swift.max(1, Swift.min(n, (1024 + spatial - 1) / spatial))
         let cols = imagesPerGemm * spatial
+        // An unfolded matrix larger than the caches (e.g. the 7×7 stem: 147 × 12544) is better made and used in
+        // blocks of output rows, one block per worker at a time.
+        if !isPointwise && cin * kh * kw * cols >= rowBlockThreshold,
+           let rowsPerBlock = rowBlockHeight(batch: n, ho: ho, wo: wo, unfoldedRows: cin * kh * kw) {
+            return conv2dRowBlocks(x, weight: weight, bias: bias, options: o, ho: ho, wo: wo, rowsPerBlock: rowsPerBlock,
+                                   residual: residual, activation: activation)
+        }
 
         var out = residual ?? FloatTensor(shape: outShape, uninitialized: { _ in })
         let beta: Float = residual == nil ? 0 : 1
@@ -176,6 +184,81 @@ extension Kernels {
         return out
     }
 
+    /// Unfolded-matrix size (floats) from which `conv2d` works in row blocks: ~2 MB, beyond a core's L2.
+    static let rowBlockThreshold = 1 << 19
+
+    /// Output rows per block for `conv2dRowBlocks`, or nil when the map is too small to cut into blocks of at least
+    /// 128 columns for every worker. Blocks aim at ~1 MB of unfolded input (L2-sized) and at least two per worker.
+    static func rowBlockHeight(batch n: Int, ho: Int, wo: Int, unfoldedRows: Int) -> Int? {
+        let workers = Parallel.workers
+        if workers < 2 { return nil }
+        var rows = Swift.max(1, Swift.min(ho, (1 << 18) / Swift.max(1, unfoldedRows) / wo))
+        let minBlocks = 2 * workers
+        if n * ((ho + rows - 1) / rows) < minBlocks {
+            let perImage = (minBlocks + n - 1) / n
+            rows = Swift.max(1, ho / perImage)
+        }
+        return rows * wo >= 128 ? rows : nil
+    }
+
+    /// im2col convolution in blocks of output rows: each worker unfolds one block of one image into its own
+    /// (cache-sized) buffer, multiplies it with a single-threaded GEMM straight into the output, and applies the
+    /// epilogue while the block is still in cache.
+    static func conv2dRowBlocks(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor?, options o: Conv2dOptions,
+                                ho: Int, wo: Int, rowsPerBlock: Int, residual: FloatTensor?, activation: Epilogue) -> FloatTensor {
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, cinG, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        let g = o.groups, coutG = cout / g, kDim = cinG * kh * kw
+        let spatial = ho * wo
+        let blocksPerImage = (ho + rowsPerBlock - 1) / rowsPerBlock
+        let blocks = n * blocksPerImage
+        let workers = Parallel.workers
+        let bufferCount = workers * cin * kh * kw * rowsPerBlock * wo
+        var buffer = [Float](unsafeUninitializedCapacity: bufferCount) { _, c in c = bufferCount }
+        var out = residual ?? FloatTensor(shape: [n, cout, ho, wo], uninitialized: { _ in })
+        let beta: Float = residual == nil ? 0 : 1
+        let biasData = bias?.data ?? []
+        x.data.withUnsafeBufferPointer { xb in
+        weight.data.withUnsafeBufferPointer { wb in
+        biasData.withUnsafeBufferPointer { bb in
+        buffer.withUnsafeMutableBufferPointer { cb in
+        out.data.withUnsafeMutableBufferPointer { ob in
+            let xs = SendableConstPointer(xb.baseAddress!), ws = SendableConstPointer(wb.baseAddress!)
+            let bs = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
+            let cs = SendablePointer(cb.baseAddress!), os = SendablePointer(ob.baseAddress!)
+            withSingleThreadedGemm {
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    let col = cs.p + worker * cin * kh * kw * rowsPerBlock * wo
+                    var block = worker
+                    while block < blocks {
+                        let b = block / blocksPerImage, first = (block % blocksPerImage) * rowsPerBlock
+                        let rows = first..<Swift.min(ho, first + rowsPerBlock)
+                        let width = rows.count * wo
+                        im2col(xs.p + b * cin * h * w, channels: cin, height: h, width: w, kh: kh, kw: kw, options: o,
+                               ho: ho, wo: wo, into: col, outputRows: rows, parallel: false)
+                        let c = os.p + b * cout * spatial + first * wo
+                        for grp in 0..<g {
+                            Gemm.sgemm(m: coutG, n: width, k: kDim, a: ws.p + grp * coutG * kDim, lda: kDim,
+                                       b: col + grp * kDim * width, ldb: width, beta: beta,
+                                       c: c + grp * coutG * spatial, ldc: spatial)
+                        }
+                        if bs != nil || activation == .relu {
+                            for ch in 0..<cout {
+                                let p = c + ch * spatial, add = bs?.p[ch] ?? 0
+                                switch activation {
+                                case .none: for i in 0..<width { p[i] += add }
+                                case .relu: for i in 0..<width { p[i] = Swift.max(p[i] + add, 0) }
+                                }
+                            }
+                        }
+                        block += workers
+                    }
+                }
+            }
+        }}}}}
+        return out
+    }
+
     /// C = A·B + beta·C (row-major, no transposes) split over the `Parallel` workers, each block one single-threaded
     /// OpenBLAS call: by columns when B is wide, else by rows of A. Cheaper than OpenBLAS's own threading for the
     /// mid-sized GEMMs of a convolution, and keeps OpenBLAS's threads from spinning against the kernels' workers.
@@ -208,13 +291,16 @@ extension Kernels {
     /// Unfolds one image [C, H, W] into a [C·kh·kw, ho·wo] matrix (zero padding), rows in (c, i, j) order,
     /// matching the weight layout [Cout, C, kh, kw]; rows are `rowStride` apart (default ho·wo, larger when several
     /// images share the matrix side by side). Parallel over rows.
+    /// `outputRows` limits the columns to those output rows (default all); `parallel: false` stays on this thread.
     static func im2col(_ x: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int, kh: Int, kw: Int,
-                       options o: Conv2dOptions, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
-        let ld = rowStride ?? ho * wo
+                       options o: Conv2dOptions, ho: Int, wo: Int, into col: UnsafeMutablePointer<Float>, rowStride: Int? = nil,
+                       outputRows: Range<Int>? = nil, parallel: Bool = true) {
+        let ohRange = outputRows ?? 0..<ho
+        let ld = rowStride ?? ohRange.count * wo
         let rows = channels * kh * kw
         let src = SendableConstPointer(x), dst = SendablePointer(col)
         let (sh, sw) = o.stride, (ph, pw) = o.padding, (dh, dw) = o.dilation
-        Parallel.forEachChunk(rows, costPerItem: ho * wo) { range in
+        let body: @Sendable (Range<Int>) -> Void = { range in
             for r in range {
                 let c = r / (kh * kw)
                 let ki = (r / kw) % kh
@@ -225,7 +311,7 @@ extension Kernels {
                 let offW = kj * dw - pw
                 let owLo = offW >= 0 ? 0 : Swift.min(wo, (-offW + sw - 1) / sw)
                 let owHi = Swift.max(owLo, Swift.min(wo, offW >= w ? 0 : (w - 1 - offW) / sw + 1))
-                for oh in 0..<ho {
+                for oh in ohRange {
                     let ih = oh * sh - ph + ki * dh
                     if ih < 0 || ih >= h {
                         d.update(repeating: 0, count: wo)
@@ -244,6 +330,7 @@ extension Kernels {
                 }
             }
         }
+        if parallel { Parallel.forEachChunk(rows, costPerItem: ohRange.count * wo, body) } else { body(0..<rows) }
     }
 
     /// out[n, c, :] = act(out[n, c, :] + bias[c]) over an NC(spatial) buffer, parallel over (n, c) planes.
