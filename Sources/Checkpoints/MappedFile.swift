@@ -10,12 +10,7 @@ public final class MappedFile: @unchecked Sendable {
     public let size: Int
     private let base: UnsafeRawPointer?
 
-    /// How the mapping will be read. `.scattered` (a few headers spread over a large file) asks the kernel not to
-    /// map neighbouring pages on each fault: with large page-cache folios one touched byte could otherwise add
-    /// megabytes of the file to this process's resident set.
-    public enum Access: Sendable { case normal, scattered }
-
-    public init(path: String, access: Access = .normal) throws {
+    public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
@@ -29,7 +24,6 @@ public final class MappedFile: @unchecked Sendable {
         } else {
             let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
             guard let p, p != MAP_FAILED else { throw CheckpointError("cannot map: \(String(cString: strerror(errno)))", file: path) }
-            if access == .scattered { _ = madvise(p, size, MADV_RANDOM) }
             base = UnsafeRawPointer(p)
         }
     }
