@@ -80,8 +80,8 @@ extension Kernels {
     /// 3×3, stride-1 convolution through Winograd F(4×4, 3×3) with prepared weights; same contract as `conv2d`.
     ///
     /// Many tiles (batches, large maps): the tiles are cut into chunks and each worker runs all four stages on its
-    /// chunks with single-threaded GEMMs, so V and M stay in cache. Few tiles: each stage is split over the workers
-    /// (input by channel, GEMMs by position, output by channel).
+    /// chunks with single-threaded GEMMs, so V and M stay in cache. Few tiles: pad + input transform split by input
+    /// channel, then GEMMs + output transform split by output channel.
     static func conv2dWinograd(_ x: FloatTensor, weights wt: WinogradWeights, bias: FloatTensor?, padding: (h: Int, w: Int),
                                residual: FloatTensor?, activation: Epilogue, chunkBytes: Int = 8 << 20) -> FloatTensor {
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -138,15 +138,13 @@ extension Kernels {
         biasData.withUnsafeBufferPointer { bb in
         resData.withUnsafeBufferPointer { rb in
         out.data.withUnsafeMutableBufferPointer { yb in
-            // 1. Pad.
+            // 1. Pad (plane = image · Cin + channel).
             let xs = SendableConstPointer(xb.baseAddress!), ps = SendablePointer(pb.baseAddress!)
-            Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in
-                for plane in range {
-                    let dst = ps.p + plane * planeP, src = xs.p + plane * h * w
-                    dst.update(repeating: 0, count: planeP)
-                    for y in 0..<Swift.min(h, hp - padding.h) {
-                        (dst + (y + padding.h) * wp + padding.w).update(from: src + y * w, count: Swift.min(w, wp - padding.w))
-                    }
+            let pad: @Sendable (Int) -> Void = { plane in
+                let dst = ps.p + plane * planeP, src = xs.p + plane * h * w
+                dst.update(repeating: 0, count: planeP)
+                for y in 0..<Swift.min(h, hp - padding.h) {
+                    (dst + (y + padding.h) * wp + padding.w).update(from: src + y * w, count: Swift.min(w, wp - padding.w))
                 }
             }
             let pass = WinogradPass(padded: pb.baseAddress!, planeStride: planeP, rowStride: wp, cin: cin, cout: cout,
@@ -156,6 +154,7 @@ extension Kernels {
                                     outPlane: ho * wo, outRow: wo, relu: activation == .relu)
             let scratchBase = SendablePointer(sb.baseAddress!)
             if chunked {
+                Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in range.forEach(pad) }
                 withSingleThreadedGemm {
                     DispatchQueue.concurrentPerform(iterations: workers) { worker in
                         let v = scratchBase.p + worker * positions * (cin + cout) * chunk
@@ -164,24 +163,25 @@ extension Kernels {
                         while start < tiles {
                             let range = start..<Swift.min(tiles, start + chunk)
                             pass.transformInput(channels: 0..<cin, tiles: range, into: v, ld: chunk)
-                            pass.multiply(positions: 0..<positions, tiles: range.count, v: v, m: mm, ld: chunk)
+                            pass.multiply(outChannels: 0..<cout, tiles: range.count, v: v, m: mm, ld: chunk)
                             pass.transformOutput(channels: 0..<cout, tiles: range, from: mm, ld: chunk)
                             start += workers * chunk
                         }
                     }
                 }
             } else {
+                // Two phases: pad + input transform by input channel; GEMMs + output transform by output channel
+                // (each worker multiplies its rows of every U[p] with all of V, then transforms what it made).
                 let v = scratchBase, mm = SendablePointer(scratchBase.p + positions * cin * chunk)
-                Parallel.forEachChunk(cin, costPerItem: groups * 60) { range in
+                Parallel.forEachChunk(cin, costPerItem: groups * 60 + n * planeP) { range in
+                    for b in 0..<n { for c in range { pad(b * cin + c) } }
                     pass.transformInput(channels: range, tiles: 0..<tiles, into: v.p, ld: chunk)
                 }
                 withSingleThreadedGemm {
-                    Parallel.forEachChunk(positions, costPerItem: 2 * cout * cin * tiles) { range in
-                        pass.multiply(positions: range, tiles: tiles, v: v.p, m: mm.p, ld: chunk)
+                    Parallel.forEachChunk(cout, costPerItem: 2 * positions * cin * tiles) { range in
+                        pass.multiply(outChannels: range, tiles: tiles, v: v.p, m: mm.p, ld: chunk)
+                        pass.transformOutput(channels: range, tiles: 0..<tiles, from: mm.p, ld: chunk)
                     }
-                }
-                Parallel.forEachChunk(cout, costPerItem: groups * 60) { range in
-                    pass.transformOutput(channels: range, tiles: 0..<tiles, from: mm.p, ld: chunk)
                 }
             }
         }}}}}}}}}}
@@ -238,11 +238,13 @@ private struct WinogradPass: @unchecked Sendable {
         }
     }
 
-    /// M[·][p][·] = U[p] · V[·][p][·] for the given positions ([Cout×Cin]·[Cin×tiles]); M is [Cout][36][ld].
-    func multiply(positions: Range<Int>, tiles: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, ld: Int) {
-        for p in positions {
-            Gemm.sgemm(m: cout, n: tiles, k: cin, a: u + p * cout * cin, lda: cin,
-                       b: v + p * ld, ldb: 36 * ld, c: m + p * ld, ldc: 36 * ld)
+    /// M[k][p][·] = U[p][k][·] · V[·][p][·] for the given output channels k and every position p
+    /// ([Cout×Cin]·[Cin×tiles] per position); M is [Cout][36][ld].
+    func multiply(outChannels: Range<Int>, tiles: Int, v: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>, ld: Int) {
+        let k0 = outChannels.lowerBound
+        for p in 0..<WinogradWeights.positions {
+            Gemm.sgemm(m: outChannels.count, n: tiles, k: cin, a: u + (p * cout + k0) * cin, lda: cin,
+                       b: v + p * ld, ldb: 36 * ld, c: m + k0 * 36 * ld + p * ld, ldc: 36 * ld)
         }
     }
 
