@@ -226,7 +226,7 @@ extension Kernels {
             let xs = SendableConstPointer(xb.baseAddress!), ws = SendableConstPointer(wb.baseAddress!)
             let bs = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
             let cs = SendablePointer(cb.baseAddress!), os = SendablePointer(ob.baseAddress!)
-            withSingleThreadedGemm {
+            Gemm.withSingleThreadedBLAS {
                 DispatchQueue.concurrentPerform(iterations: workers) { worker in
                     let col = cs.p + worker * cin * kh * kw * rowsPerBlock * wo
                     var block = worker
@@ -270,7 +270,7 @@ extension Kernels {
         let blocks = Swift.min(units, m &* n &* k < 1 << 19 ? 1 : workers)
         let per = (units + blocks - 1) / blocks * 16
         let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
-        withSingleThreadedGemm {
+        Gemm.withSingleThreadedBLAS {
             DispatchQueue.concurrentPerform(iterations: blocks) { i in
                 if byColumns {
                     let lo = i * per, hi = Swift.min(n, lo + per)

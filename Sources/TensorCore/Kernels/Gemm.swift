@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import Dispatch
 
 /// Row-major single-precision GEMM on raw pointers: C = alpha · op(A) · op(B) + beta · C, where op(A) is M×K and
@@ -35,14 +36,13 @@ public enum Gemm {
 }
 
 extension Gemm {
-    /// Runs `body` with OpenBLAS limited to one thread, restoring the previous count afterwards. Kernels that split
-    /// GEMMs over `Parallel` workers themselves use it so the workers' OpenBLAS calls do not each start (or spin)
-    /// OpenBLAS's own thread pool on the same cores.
+    /// Runs `body` with OpenBLAS limited to one thread. Kernels that split GEMMs over `Parallel` workers
+    /// themselves use it so the workers' OpenBLAS calls do not each start (or spin) OpenBLAS's own thread pool on
+    /// the same cores. Nested and concurrent uses share one switch: the first to enter lowers the count, the last
+    /// to leave restores it.
     public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        let previous = threads
-        if previous == 1 { return try body() }
-        setThreads(1)
-        defer { setThreads(previous) }
+        singleThreadSwitch.enter()
+        defer { singleThreadSwitch.leave() }
         return try body()
     }
 
@@ -83,3 +83,23 @@ extension Gemm {
         }
     }
 }
+
+private final class BLASThreadSwitch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved = 1
+
+    func enter() {
+        lock.lock(); defer { lock.unlock() }
+        if depth == 0 { saved = Gemm.threads; if saved != 1 { Gemm.setThreads(1) } }
+        depth += 1
+    }
+
+    func leave() {
+        lock.lock(); defer { lock.unlock() }
+        depth -= 1
+        if depth == 0 && saved != 1 { Gemm.setThreads(saved) }
+    }
+}
+
+private let singleThreadSwitch = BLASThreadSwitch()

@@ -155,7 +155,7 @@ extension Kernels {
             let scratchBase = SendablePointer(sb.baseAddress!)
             if chunked {
                 Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in range.forEach(pad) }
-                withSingleThreadedGemm {
+                Gemm.withSingleThreadedBLAS {
                     DispatchQueue.concurrentPerform(iterations: workers) { worker in
                         let v = scratchBase.p + worker * positions * (cin + cout) * chunk
                         let mm = v + positions * cin * chunk
@@ -177,7 +177,7 @@ extension Kernels {
                     for b in 0..<n { for c in range { pad(b * cin + c) } }
                     pass.transformInput(channels: range, tiles: 0..<tiles, into: v.p, ld: chunk)
                 }
-                withSingleThreadedGemm {
+                Gemm.withSingleThreadedBLAS {
                     Parallel.forEachChunk(cout, costPerItem: 2 * positions * cin * tiles) { range in
                         pass.multiply(outChannels: range, tiles: tiles, v: v.p, m: mm.p, ld: chunk)
                         pass.transformOutput(channels: range, tiles: 0..<tiles, from: mm.p, ld: chunk)
@@ -307,31 +307,3 @@ private func loadLanes(_ p: UnsafePointer<Float>) -> Lanes {
     UnsafeRawPointer(p).loadUnaligned(as: Lanes.self)
 }
 
-/// Runs `body` with OpenBLAS limited to one thread (for GEMMs issued from `Parallel` workers), then restores the
-/// previous count. Nested and concurrent uses share one switch: the first to enter lowers it, the last to leave
-/// restores it.
-func withSingleThreadedGemm<T>(_ body: () -> T) -> T {
-    singleThreadedGemm.enter()
-    defer { singleThreadedGemm.leave() }
-    return body()
-}
-
-private final class BLASThreadSwitch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var depth = 0
-    private var saved = 1
-
-    func enter() {
-        lock.lock(); defer { lock.unlock() }
-        if depth == 0 { saved = Gemm.threads; if saved != 1 { Gemm.setThreads(1) } }
-        depth += 1
-    }
-
-    func leave() {
-        lock.lock(); defer { lock.unlock() }
-        depth -= 1
-        if depth == 0 && saved != 1 { Gemm.setThreads(saved) }
-    }
-}
-
-private let singleThreadedGemm = BLASThreadSwitch()
