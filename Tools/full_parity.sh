@@ -12,7 +12,7 @@ DIR=${1:-/tmp/weights-full-parity}
 PYTHON=${PYTHON:-/work/venv/bin/python}
 
 bash Tools/setup.sh
-swift build -c release --product weights >/dev/null
+swift build -c release --static-swift-stdlib --product weights >/dev/null   # as `make release`
 W=.build/release/weights
 
 if [ ! -f "$DIR/vit_base_patch16_224_in21k.reference.safetensors" ]; then
