@@ -123,25 +123,49 @@ public enum DTypeConversion {
         (yes & mask) | (no & ~mask)
     }
 
+    /// Drives a widening kernel (2-byte elements to 4-byte ones) eight lanes at a time, then a scalar tail.
+    @inline(__always)
+    static func widen(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int,
+                      _ lanes: (Lanes) -> Lanes, _ scalar: (UInt16) -> Float) {
+        var i = 0
+        while i + 8 <= n {
+            let h = Lanes(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+            d.storeBytes(of: lanes(h), toByteOffset: i * 4, as: Lanes.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: scalar(s.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)), toByteOffset: i * 4, as: Float.self)
+            i += 1
+        }
+    }
+
+    /// Drives a narrowing kernel (float32 bits to 16-bit results in the low half of each lane), then a scalar tail.
+    @inline(__always)
+    static func narrow(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int,
+                       _ lanes: (Lanes) -> Lanes, _ scalar: (Float) -> UInt16) {
+        var i = 0
+        while i + 8 <= n {
+            let x = s.loadUnaligned(fromByteOffset: i * 4, as: Lanes.self)
+            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: lanes(x)), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
+            i += 8
+        }
+        while i < n {
+            d.storeBytes(of: scalar(s.loadUnaligned(fromByteOffset: i * 4, as: Float.self)), toByteOffset: i * 2, as: UInt16.self)
+            i += 1
+        }
+    }
+
     /// float16 → float32. Finite values: the 15 magnitude bits shifted into a float32's exponent/mantissa
     /// position, then scaled by 2^112 to re-bias the exponent (subnormal halves come out exact, as float32
     /// subnormals times a power of two). Inf/NaN: exponent forced to all ones, payload kept.
     static func halfToFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
         let scale = SIMD8<Float>(repeating: Float(bitPattern: 0x7780_0000))  // 2^112
-        var i = 0
-        while i + 8 <= n {
-            let h = Lanes(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
+        widen(s, d, n, { h in
             let magnitude = (h & 0x7FFF) &<< 13
             let finite = unsafeBitCast(unsafeBitCast(magnitude, to: SIMD8<Float>.self) * scale, to: Lanes.self)
             let special = magnitude | 0x7F80_0000
-            let bits = select(below(h & 0x7C00, 0x7C00), finite, special) | ((h & 0x8000) &<< 16)
-            d.storeBytes(of: bits, toByteOffset: i * 4, as: Lanes.self)
-            i += 8
-        }
-        while i < n {
-            d.storeBytes(of: f16ToFloat(s.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)), toByteOffset: i * 4, as: Float.self)
-            i += 1
-        }
+            return select(below(h & 0x7C00, 0x7C00), finite, special) | ((h & 0x8000) &<< 16)
+        }, f16ToFloat)
     }
 
     /// float32 → float16, round to nearest even. Three cases computed for every lane, then selected:
@@ -151,52 +175,26 @@ public enum DTypeConversion {
     /// mantissa correctly bumps the exponent, up to infinity at 65520).
     static func floatToHalf(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
         let half = SIMD8<Float>(repeating: 0.5)
-        var i = 0
-        while i + 8 <= n {
-            let x = s.loadUnaligned(fromByteOffset: i * 4, as: Lanes.self)
+        narrow(s, d, n, { x in
             let sign = (x & 0x8000_0000) &>> 16
             let a = x & 0x7FFF_FFFF
             let nan = 0x7E00 | ((a &>> 13) & 0x3FF)                           // quiet, top payload bits kept
             let overflow = select(below(a, 0x7F80_0001), Lanes(repeating: 0x7C00), nan)
             let tiny = unsafeBitCast(unsafeBitCast(a, to: SIMD8<Float>.self) + half, to: Lanes.self) &- 0x3F00_0000
             let normal = (a &+ 0xC800_0FFF &+ ((a &>> 13) & 1)) &>> 13   // 0xC8000000 = (15 - 127) << 23, wrapped
-            let h = select(below(a, 0x4780_0000), select(below(a, 0x3880_0000), tiny, normal), overflow)  // 2^16, 2^-14
-            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: h | sign), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
-            i += 8
-        }
-        while i < n {
-            d.storeBytes(of: floatToF16(s.loadUnaligned(fromByteOffset: i * 4, as: Float.self)), toByteOffset: i * 2, as: UInt16.self)
-            i += 1
-        }
+            return select(below(a, 0x4780_0000), select(below(a, 0x3880_0000), tiny, normal), overflow) | sign  // 2^16, 2^-14
+        }, floatToF16)
     }
 
     static func bfloatToFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let h = Lanes(truncatingIfNeeded: s.loadUnaligned(fromByteOffset: i * 2, as: SIMD8<UInt16>.self))
-            d.storeBytes(of: h &<< 16, toByteOffset: i * 4, as: Lanes.self)
-            i += 8
-        }
-        while i < n {
-            d.storeBytes(of: bf16ToFloat(s.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)), toByteOffset: i * 4, as: Float.self)
-            i += 1
-        }
+        widen(s, d, n, { $0 &<< 16 }, bf16ToFloat)
     }
 
     /// float32 → bfloat16, round to nearest even; NaN stays NaN (quiet bit set), as `floatToBF16`.
     static func floatToBFloat(_ s: UnsafeRawPointer, _ d: UnsafeMutableRawPointer, _ n: Int) {
-        var i = 0
-        while i + 8 <= n {
-            let x = s.loadUnaligned(fromByteOffset: i * 4, as: Lanes.self)
+        narrow(s, d, n, { x in
             let rounded = (x &+ 0x7FFF &+ ((x &>> 16) & 1)) &>> 16
-            let nan = (x &>> 16) | 0x0040
-            let h = select(below(x & 0x7FFF_FFFF, 0x7F80_0001), rounded, nan)
-            d.storeBytes(of: SIMD8<UInt16>(truncatingIfNeeded: h), toByteOffset: i * 2, as: SIMD8<UInt16>.self)
-            i += 8
-        }
-        while i < n {
-            d.storeBytes(of: floatToBF16(s.loadUnaligned(fromByteOffset: i * 4, as: Float.self)), toByteOffset: i * 2, as: UInt16.self)
-            i += 1
-        }
+            return select(below(x & 0x7FFF_FFFF, 0x7F80_0001), rounded, (x &>> 16) | 0x0040)
+        }, floatToBF16)
     }
 }

@@ -16,18 +16,14 @@ public enum FastMath {
         unsafeBitCast(unsafeBitCast(x, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: V.self)
     }
 
+    /// e^x = 2^n · e^r for finite x in exp's range: n = round(x·log2 e) (the 1.5·2^23 trick: the sum's low
+    /// mantissa bits hold n), r = x − n·ln2 in two steps, and a degree-7 polynomial for e^r. Returns (e^r, n).
     @inline(__always)
-    public static func exp(_ x: V) -> V {
-        let hi: Float = 88.72283, lo: Float = -87.33654
-        var xc = x.replacing(with: V(repeating: hi), where: x .> hi)
-        xc = xc.replacing(with: V(repeating: lo), where: xc .< lo)
-        xc = xc.replacing(with: 0, where: x .!= x)  // NaN: computed as 0, restored below
-        // Round x·log2(e) to an integer with the 1.5·2^23 trick: the sum's low mantissa bits hold n.
+    static func expReduced(_ x: V) -> (V, SIMD8<Int32>) {
         let magic: Float = 12_582_912
-        let shifted = xc * 1.44269504088896341 + magic
+        let shifted = x * 1.44269504088896341 + magic
         let n = shifted - magic
-        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        var r = xc - n * 0.693359375
+        var r = x - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p = V(repeating: 1.9875691500e-4)
         p = p * r + 1.3981999507e-3
@@ -36,6 +32,16 @@ public enum FastMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         p = p * (r * r) + r + 1
+        return (p, unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000)
+    }
+
+    @inline(__always)
+    public static func exp(_ x: V) -> V {
+        let hi: Float = 88.72283, lo: Float = -87.33654
+        var xc = x.replacing(with: V(repeating: hi), where: x .> hi)
+        xc = xc.replacing(with: V(repeating: lo), where: xc .< lo)
+        xc = xc.replacing(with: 0, where: x .!= x)  // NaN: computed as 0, restored below
+        let (p, ni) = expReduced(xc)
         // 2^n from the exponent bits, split in two factors so n = 128 (x near the upper clamp) stays finite.
         let half = ni &>> 1
         let s1 = unsafeBitCast((half &+ 127) &<< 23, to: V.self)
@@ -53,20 +59,7 @@ public enum FastMath {
     @inline(__always)
     public static func expUpTo88(_ x: V) -> V {
         let lo: Float = -87.33654
-        let xc = x.replacing(with: V(repeating: lo), where: x .< lo)
-        let magic: Float = 12_582_912
-        let shifted = xc * 1.44269504088896341 + magic
-        let n = shifted - magic
-        let ni = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
-        var r = xc - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        var p = V(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        p = p * (r * r) + r + 1
+        let (p, ni) = expReduced(x.replacing(with: V(repeating: lo), where: x .< lo))
         // −126 ≤ n ≤ 127 here, so 2^n is one normal float built from its exponent bits.
         let scale = unsafeBitCast((ni &+ 127) &<< 23, to: V.self)
         return (p * scale).replacing(with: 0, where: x .< lo)
