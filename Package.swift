@@ -15,7 +15,9 @@ let package = Package(
         // C shims: the only targets that import C libraries.
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+        // Declarations only: OpenBLAS is opened at run time on first use (Kernels/Gemm.swift), not linked.
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "TensorCore", dependencies: ["CBLAS"]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "CZip", "CHDF5"]),

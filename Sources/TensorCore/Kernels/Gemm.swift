@@ -4,7 +4,7 @@ import Dispatch
 
 /// Row-major single-precision GEMM on raw pointers: C = alpha · op(A) · op(B) + beta · C, where op(A) is M×K and
 /// op(B) is K×N. `lda`, `ldb`, `ldc` are row strides in elements. All matrix work in the kernels goes through here
-/// (OpenBLAS, multi-threaded by OpenBLAS itself).
+/// (OpenBLAS; kernels that split work over `Parallel` workers run it single-threaded, see `withSingleThreadedBLAS`).
 public enum Gemm {
     @inlinable
     public static func sgemm(transA: Bool = false, transB: Bool = false,
@@ -20,19 +20,54 @@ public enum Gemm {
             for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
             return
         }
-        cblas_sgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k),
-                    alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        OpenBLAS.library.sgemm(CblasRowMajor,
+                               transA ? CblasTrans : CblasNoTrans,
+                               transB ? CblasTrans : CblasNoTrans,
+                               blasint(m), blasint(n), blasint(k),
+                               alpha, a, blasint(lda), b, blasint(ldb),
+                               beta, c, blasint(ldc))
     }
 
     /// Sets OpenBLAS's thread count (e.g. 1 inside an outer parallel loop).
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+    public static func setThreads(_ n: Int) { OpenBLAS.library.setThreads(Int32(n)) }
 
     /// OpenBLAS's current thread count.
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    public static var threads: Int { Int(OpenBLAS.library.getThreads()) }
+}
+
+/// OpenBLAS, opened on first use rather than linked: commands that run no model (inspect, convert) then neither
+/// load it nor start its thread pool, which took ~6 ms of every start-up and left its threads spinning beside
+/// the file copy. The entry points' C types come from the CBLAS shim.
+@usableFromInline
+enum OpenBLAS {
+    @usableFromInline struct Library: @unchecked Sendable {
+        @usableFromInline let sgemm: weights_cblas_sgemm_fn
+        @usableFromInline let setThreads: weights_openblas_set_num_threads_fn
+        @usableFromInline let getThreads: weights_openblas_get_num_threads_fn
+    }
+
+    /// Shared-object names tried in order (Debian's libopenblas0 provides the first).
+    static let candidates = ["libopenblas.so.0", "libopenblas.so"]
+
+    @usableFromInline static let library: Library = {
+        var tried: [String] = []
+        for name in candidates {
+            guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else {
+                tried.append(dlerror().map { String(cString: $0) } ?? "\(name): cannot be opened")
+                continue
+            }
+            guard let sgemm = dlsym(handle, "cblas_sgemm"), let set = dlsym(handle, "openblas_set_num_threads"),
+                  let get = dlsym(handle, "openblas_get_num_threads") else {
+                tried.append("\(name): missing cblas_sgemm / openblas_set_num_threads / openblas_get_num_threads")
+                continue
+            }
+            return Library(sgemm: unsafeBitCast(sgemm, to: weights_cblas_sgemm_fn.self),
+                           setThreads: unsafeBitCast(set, to: weights_openblas_set_num_threads_fn.self),
+                           getThreads: unsafeBitCast(get, to: weights_openblas_get_num_threads_fn.self))
+        }
+        fatalError("weights: OpenBLAS is needed to run models and was not found (apt-get install libopenblas0): "
+                   + tried.joined(separator: "; "))
+    }()
 }
 
 extension Gemm {
