@@ -14,7 +14,8 @@ import TensorCore
 /// A hang is ended by `alarm` in the child. The child never takes `H5.lock` (its owning thread does not exist after
 /// `fork`); the parent holds the lock across `fork` so that no other thread of ours is inside libhdf5 at that moment.
 ///
-/// Set `WEIGHTS_HDF5_IN_PROCESS=1` to walk in-process instead (debugging; a corrupt file may then crash).
+/// Set `WEIGHTS_HDF5_IN_PROCESS=1` to walk in-process instead (debugging; a corrupt file may then crash), and
+/// `WEIGHTS_HDF5_TIME_LIMIT=S` to change the child's time limit.
 enum H5Isolation {
     struct Walk {
         var datasets: [H5Dataset]
@@ -22,8 +23,13 @@ enum H5Isolation {
         var stringAttributes: [String: [String: [String]]]
     }
 
-    /// Seconds the child may take before it is stopped (a real file of 10^5 objects walks in about a second).
-    static let timeLimit: UInt32 = 60
+    /// Seconds the child may take before it is stopped: 15, or `WEIGHTS_HDF5_TIME_LIMIT` (1…3600) when set. A real
+    /// file of 10^5 objects walks in about a second; the limit only ends libhdf5's spins on corrupt files, which
+    /// used to cost a full minute.
+    static let timeLimit: UInt32 = {
+        if let s = getenv("WEIGHTS_HDF5_TIME_LIMIT").map({ String(cString: $0) }), let n = UInt32(s), (1...3600).contains(n) { return n }
+        return 15
+    }()
 
     static func walk(path: String) throws -> Walk {
         if getenv("WEIGHTS_HDF5_IN_PROCESS") != nil {
@@ -86,7 +92,8 @@ enum H5Isolation {
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         let signal = status & 0x7F
         if signal != 0 && signal != 0x7F {
-            let what = signal == SIGALRM ? "did not finish within \(timeLimit) s" : "crashed (signal \(signal))"
+            let what = signal == SIGALRM
+                ? "did not finish within \(timeLimit) s (WEIGHTS_HDF5_TIME_LIMIT sets the limit)" : "crashed (signal \(signal))"
             throw CheckpointError("corrupt HDF5 file: libhdf5 \(what) while reading its structure", file: path)
         }
         var reader = ByteReader(bytes: received)

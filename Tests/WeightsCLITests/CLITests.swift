@@ -229,6 +229,18 @@ final class CLITests: XCTestCase {
         print("malformed inputs: slowest \(slowest.1) \(String(format: "%.2f", slowest.0)) s, largest peak RSS \(largest.1) \(largest.0 >> 20) MiB")
     }
 
+    /// A corrupt HDF5 file (found by the fuzzer) on which libhdf5 1.10 loops forever while reading its structure:
+    /// the isolated walk's time limit ends it with one line, and WEIGHTS_HDF5_TIME_LIMIT sets that limit.
+    func testHDF5SpinEndsAtTheTimeLimit() throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/hdf5_spin.h5").path
+        let r = try CLI.run(["inspect", file], timeout: 60, environment: ["WEIGHTS_HDF5_TIME_LIMIT": "2"])
+        XCTAssertFalse(r.timedOut)
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("hdf5_spin.h5") && r.stderr.contains("did not finish within 2 s"), r.stderr)
+        XCTAssertLessThan(r.seconds, 10)
+    }
+
     // MARK: helpers
 
     private static let fixturesRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -323,7 +335,8 @@ enum CLI {
         return nil
     }()
 
-    static func run(_ args: [String], executable: String? = nil, timeout: Double = 120) throws -> Result {
+    static func run(_ args: [String], executable: String? = nil, timeout: Double = 120,
+                    environment extra: [String: String] = [:]) throws -> Result {
         guard let exe = executable ?? binary else {
             throw XCTSkip("the weights binary was not found beside the test bundle (build it with swift build --build-tests, or set WEIGHTS_BINARY)")
         }
@@ -340,10 +353,13 @@ enum CLI {
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let argv: [UnsafeMutablePointer<CChar>?] = ([exe] + args).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
+        let env = ProcessInfo.processInfo.environment.merging(extra) { $1 }
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in envp { free(p) } }
 
         let start = Date()
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, exe, &actions, nil, argv, environ)
+        let rc = posix_spawn(&pid, exe, &actions, nil, argv, envp)
         guard rc == 0 else { throw CheckpointError("cannot start \(exe): \(String(cString: strerror(rc)))") }
         var status: Int32 = 0
         var usage = rusage()

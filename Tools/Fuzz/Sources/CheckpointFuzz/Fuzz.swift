@@ -66,7 +66,7 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
 /// libFuzzer's handlers: an ASan report in libhdf5 (e.g. memcpy-param-overlap in H5HG_read) would write a crash
 /// artifact from the child, and a hang would run into libFuzzer's timeout. So each forked child gets
 ///   * an ASan death callback that just `_exit(ForkedChild.sanitizerExit)` (the parent then reports "ended early"),
-///   * the default SIGALRM action (the reader's own 60 s alarm), and
+///   * the default SIGALRM action (the reader's own alarm, 15 s by default), and
 ///   * a 3 s CPU limit (SIGXCPU), so that a spinning libhdf5 ends well inside libFuzzer's -timeout.
 /// `checkError` reports what the parent saw as soft findings.
 enum ForkedChild {
@@ -170,7 +170,7 @@ func checkError(_ error: any Error, during what: String) {
     } else if e.message.contains("exit status \(ForkedChild.sanitizerExit)") {
         SoftFindings.record("ASan stopped libhdf5 in the isolated HDF5 walk (contained)", text: text)
     } else if e.message.contains("libhdf5 crashed (signal \(SIGXCPU))") {
-        SoftFindings.record("libhdf5 spun over \(ForkedChild.cpuSeconds) s of CPU in the isolated HDF5 walk (contained; the reader allows 60 s)", text: text)
+        SoftFindings.record("libhdf5 spun over \(ForkedChild.cpuSeconds) s of CPU in the isolated HDF5 walk (contained; the reader allows 15 s by default)", text: text)
     }
 }
 
