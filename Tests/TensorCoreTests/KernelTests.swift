@@ -349,11 +349,9 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testFusedQKVAttentionMatchesReference() {
-        let (b, n, heads, hd) = (2, 5, 3, 4)
+    /// Multi-head attention over a fused [B, N, 3C] qkv tensor (q, k, v side by side), scale 1/√headDim.
+    func referenceFusedAttention(_ qkv: FloatTensor, batch b: Int, tokens n: Int, heads: Int, headDim hd: Int) -> [Double] {
         let c = heads * hd
-        let qkv = random([b, n, 3 * c], seed: 50)
-        let got = Kernels.multiHeadAttention(qkv: qkv, heads: heads)
         var want = [Double](repeating: 0, count: b * n * c)
         for bi in 0..<b { for h in 0..<heads {
             func part(_ which: Int) -> [[Double]] {
@@ -362,7 +360,19 @@ final class KernelTests: XCTestCase {
             let o = referenceAttention(q: part(0), k: part(1), v: part(2), scale: 1 / Double(hd).squareRoot())
             for t in 0..<n { for d in 0..<hd { want[(bi * n + t) * c + h * hd + d] = o[t][d] } }
         }}
-        assertClose(got, want, shape: [b, n, c])
+        return want
+    }
+
+    func testFusedQKVAttentionMatchesReference() {
+        // (batch, tokens, heads, head width, seed). The second has enough (batch, head) pairs and work per pair to
+        // run on several workers; its head width 7 and 37 tokens exercise the softmax's vector tail.
+        for (b, n, heads, hd, seed) in [(2, 5, 3, 4, 50), (3, 37, 3, 7, 60)] as [(Int, Int, Int, Int, UInt64)] {
+            let c = heads * hd
+            let qkv = random([b, n, 3 * c], seed: seed)
+            let got = Kernels.multiHeadAttention(qkv: qkv, heads: heads)
+            let want = referenceFusedAttention(qkv, batch: b, tokens: n, heads: heads, headDim: hd)
+            assertClose(got, want, shape: [b, n, c])
+        }
     }
 
     func testSeparateQKVAttentionWithDifferentKeyLength() {

@@ -3,28 +3,12 @@ import XCTest
 @testable import TensorCore
 
 /// The transformer kernels' fused and parallel paths (column-split GEMM with bias / residual / activation epilogues,
-/// patch embedding, per-head parallel attention, vectorised softmax and LayerNorm) against naive Double references,
-/// at odd sizes (vector tails, uneven column blocks) and batch > 1, both below and above the parallel thresholds.
-/// Tolerance |Δ| ≤ 1e-5 + 1e-5·|ref| unless a test says otherwise.
-final class TransformerKernelTests: XCTestCase {
-    func random(_ shape: [Int], seed: UInt64) -> FloatTensor {
-        var g = KernelTests.LCG(state: seed)
-        let n = shape.reduce(1, *)
-        return FloatTensor(shape: shape, data: (0..<n).map { _ in g.next() })
-    }
-
-    func assertClose(_ got: FloatTensor, _ want: [Double], shape: [Int], atol: Double = 1e-5, rtol: Double = 1e-5,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.shape, shape, "shape", file: file, line: line)
-        guard got.count == want.count else { return XCTFail("count \(got.count) vs \(want.count)", file: file, line: line) }
-        for i in 0..<got.count {
-            let d = abs(Double(got.data[i]) - want[i])
-            if !(d <= atol + rtol * abs(want[i])) {
-                return XCTFail("mismatch at \(i): got \(got.data[i]), want \(want[i]) (|Δ| = \(d))", file: file, line: line)
-            }
-        }
-    }
-
+/// patch embedding, vectorised softmax and LayerNorm; the parallel attention is tested beside the rest of attention
+/// in KernelTests.swift) against naive Double references, at odd sizes (vector tails, uneven column blocks) and
+/// batch > 1, both below and above the parallel thresholds.
+/// Tolerance |Δ| ≤ 1e-5 + 1e-5·|ref| unless a test says otherwise. Helpers (`random`, `assertClose`) are
+/// `KernelTests`'.
+extension KernelTests {
     func geluRef(_ v: Double) -> Double { 0.5 * v * (1 + erf(v / 2.0.squareRoot())) }
 
     // MARK: linear
@@ -78,29 +62,7 @@ final class TransformerKernelTests: XCTestCase {
         }
     }
 
-    // MARK: attention and softmax
-
-    func testParallelAttentionMatchesReference() {
-        // Enough (batch, head) pairs and work per pair to run on several workers; head width 7 and 37 tokens
-        // exercise the softmax's vector tail.
-        let (b, n, heads, hd) = (3, 37, 3, 7)
-        let c = heads * hd
-        let qkv = random([b, n, 3 * c], seed: 60)
-        let got = Kernels.multiHeadAttention(qkv: qkv, heads: heads)
-        var want = [Double](repeating: 0, count: b * n * c)
-        let scale = 1 / Double(hd).squareRoot()
-        for bi in 0..<b { for h in 0..<heads {
-            func at(_ t: Int, _ which: Int, _ d: Int) -> Double { Double(qkv.data[(bi * n + t) * 3 * c + which * c + h * hd + d]) }
-            for t in 0..<n {
-                let s = (0..<n).map { j in (0..<hd).map { at(t, 0, $0) * at(j, 1, $0) }.reduce(0, +) * scale }
-                let m = s.max()!
-                let e = s.map { Foundation.exp($0 - m) }
-                let z = e.reduce(0, +)
-                for d in 0..<hd { want[(bi * n + t) * c + h * hd + d] = (0..<n).map { e[$0] / z * at($0, 2, d) }.reduce(0, +) }
-            }
-        }}
-        assertClose(got, want, shape: [b, n, c])
-    }
+    // MARK: softmax and LayerNorm
 
     func testSoftmaxRowsWithTailsAndInfinities() {
         for cols in [1, 7, 8, 13, 197] {

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 
 /// 2-D convolution hyper-parameters, as `nn.Conv2d` takes them (symmetric per axis).
 public struct Conv2dOptions: Sendable, Equatable {
@@ -44,8 +43,7 @@ public final class Conv2dPlan: @unchecked Sendable {
     public let weight: FloatTensor
     public let bias: FloatTensor?
     public let options: Conv2dOptions
-    private let lock = NSLock()
-    private var winogradCache: WinogradWeights?
+    private let winograd = DerivedCache<WinogradWeights>()
 
     public init(weight: FloatTensor, bias: FloatTensor? = nil, options: Conv2dOptions = Conv2dOptions()) {
         precondition(weight.rank == 4, "Conv2dPlan: expects a 4-D weight, got \(weight.shape)")
@@ -53,14 +51,7 @@ public final class Conv2dPlan: @unchecked Sendable {
         self.weight = weight; self.bias = bias; self.options = options
     }
 
-    var winogradWeights: WinogradWeights {
-        lock.lock()
-        defer { lock.unlock() }
-        if let w = winogradCache { return w }
-        let w = WinogradWeights(weight)
-        winogradCache = w
-        return w
-    }
+    var winogradWeights: WinogradWeights { winograd.get { WinogradWeights(weight) } }
 }
 
 extension Kernels {
@@ -243,13 +234,7 @@ extension Kernels {
                                        c: c + grp * coutG * spatial, ldc: spatial)
                         }
                         if bs != nil || activation == .relu {
-                            for ch in 0..<cout {
-                                let p = c + ch * spatial, add = bs?.p[ch] ?? 0
-                                switch activation {
-                                case .none: for i in 0..<width { p[i] += add }
-                                case .relu: for i in 0..<width { p[i] = Swift.max(p[i] + add, 0) }
-                                }
-                            }
+                            for ch in 0..<cout { addBias(c + ch * spatial, width, bs?.p[ch] ?? 0, activation) }
                         }
                         block += workers
                     }
@@ -264,27 +249,10 @@ extension Kernels {
     /// mid-sized GEMMs of a convolution, and keeps OpenBLAS's threads from spinning against the kernels' workers.
     static func splitGemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                           beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let workers = Parallel.workers
-        let byColumns = n >= 64 * workers
-        let units = byColumns ? (n + 15) / 16 : (m + 15) / 16
-        let blocks = Swift.min(units, m &* n &* k < 1 << 19 ? 1 : workers)
-        let per = (units + blocks - 1) / blocks * 16
-        let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
-        Gemm.withSingleThreadedBLAS {
-            DispatchQueue.concurrentPerform(iterations: blocks) { i in
-                if byColumns {
-                    let lo = i * per, hi = Swift.min(n, lo + per)
-                    if lo < hi {
-                        Gemm.sgemm(m: m, n: hi - lo, k: k, a: ap.p, lda: lda, b: bp.p + lo, ldb: ldb, beta: beta, c: cp.p + lo, ldc: ldc)
-                    }
-                } else {
-                    let lo = i * per, hi = Swift.min(m, lo + per)
-                    if lo < hi {
-                        Gemm.sgemm(m: hi - lo, n: n, k: k, a: ap.p + lo * lda, lda: lda, b: bp.p, ldb: ldb, beta: beta,
-                                   c: cp.p + lo * ldc, ldc: ldc)
-                    }
-                }
-            }
+        if n >= 64 * Parallel.workers {
+            Gemm.sgemmColumnBlocks(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, minimumWork: 1 << 19)
+        } else {
+            Gemm.sgemmRowBlocks(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, minimumWork: 1 << 19)
         }
     }
 
@@ -343,14 +311,18 @@ extension Kernels {
             let bp = bias == nil ? nil : SendableConstPointer(bb.baseAddress!)
             Parallel.forEachChunk(batch * channels, costPerItem: spatial) { range in
                 for plane in range {
-                    let b = bp.map { $0.p[plane % channels] } ?? 0
-                    let p = dst.p + plane * spatial
-                    switch activation {
-                    case .none: for i in 0..<spatial { p[i] += b }
-                    case .relu: for i in 0..<spatial { p[i] = Swift.max(p[i] + b, 0) }
-                    }
+                    addBias(dst.p + plane * spatial, spatial, bp.map { $0.p[plane % channels] } ?? 0, activation)
                 }
             }
+        }
+    }
+
+    /// p[0..<count] = act(p[i] + bias): the per-channel epilogue of the im2col paths.
+    @inline(__always)
+    static func addBias(_ p: UnsafeMutablePointer<Float>, _ count: Int, _ bias: Float, _ activation: Epilogue) {
+        switch activation {
+        case .none: for i in 0..<count { p[i] += bias }
+        case .relu: for i in 0..<count { p[i] = Swift.max(p[i] + bias, 0) }
         }
     }
 }

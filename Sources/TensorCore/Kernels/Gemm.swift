@@ -81,7 +81,8 @@ extension Gemm {
         return try body()
     }
 
-    /// Work (multiply-adds) below which `sgemmColumnBlocks` runs as one call on the calling thread.
+    /// Work (multiply-adds) below which `sgemmColumnBlocks` / `sgemmRowBlocks` run as one call on the calling thread
+    /// (their default `minimumWork`).
     public static let parallelThreshold = 1 << 20
 
     /// C = alpha · A · op(B) + beta · C with the N columns split into one contiguous block per `Parallel` worker;
@@ -92,11 +93,12 @@ extension Gemm {
     public static func sgemmColumnBlocks(transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
                                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                                          beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                         minimumWork: Int = parallelThreshold,
                                          prepare: (@Sendable (Range<Int>) -> Void)? = nil,
                                          finish: (@Sendable (Range<Int>) -> Void)? = nil) {
         if m == 0 || n == 0 { return }
         let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
-        let block: @Sendable (Range<Int>) -> Void = { cols in
+        forEachBlock(of: n, work: m &* n &* Swift.max(k, 1), minimumWork: minimumWork) { cols in
             prepare?(cols)
             let j = cols.lowerBound
             sgemm(transA: false, transB: transB, m: m, n: cols.count, k: k, alpha: alpha,
@@ -104,15 +106,32 @@ extension Gemm {
                   beta: beta, c: cp.p + j, ldc: ldc)
             finish?(cols)
         }
-        let units = (n + 15) / 16
-        let blocks = Swift.min(units, m &* n &* Swift.max(k, 1) < parallelThreshold ? 1 : Parallel.workers)
-        // Single-threaded OpenBLAS even for one block: waking its pool for a small GEMM leaves the pool's threads
-        // spinning (sched_yield) against the next parallel kernel.
+    }
+
+    /// C = A · B + beta · C with the M rows split into one contiguous block per `Parallel` worker, each one
+    /// single-threaded OpenBLAS call (for a B too narrow to split by columns). Blocks start at multiples of 16 rows.
+    public static func sgemmRowBlocks(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                                      b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, minimumWork: Int = parallelThreshold) {
+        if m == 0 || n == 0 { return }
+        let ap = SendableConstPointer(a), bp = SendableConstPointer(b), cp = SendablePointer(c)
+        forEachBlock(of: m, work: m &* n &* Swift.max(k, 1), minimumWork: minimumWork) { rows in
+            sgemm(m: rows.count, n: n, k: k, a: ap.p + rows.lowerBound * lda, lda: lda, b: bp.p, ldb: ldb,
+                  beta: beta, c: cp.p + rows.lowerBound * ldc, ldc: ldc)
+        }
+    }
+
+    /// Cuts 0..<count into one contiguous range per `Parallel` worker (a single range below `minimumWork`), starting
+    /// at multiples of 16, and runs `block` on each with OpenBLAS single-threaded — even for one block: waking its
+    /// pool for a small GEMM leaves the pool's threads spinning (sched_yield) against the next parallel kernel.
+    private static func forEachBlock(of count: Int, work: Int, minimumWork: Int, _ block: @Sendable (Range<Int>) -> Void) {
+        let units = (count + 15) / 16
+        let blocks = Swift.min(units, work < minimumWork ? 1 : Parallel.workers)
         withSingleThreadedBLAS {
-            if blocks <= 1 { block(0..<n); return }
+            if blocks <= 1 { block(0..<count); return }
             let per = (units + blocks - 1) / blocks
             DispatchQueue.concurrentPerform(iterations: blocks) { i in
-                let lo = i * per * 16, hi = Swift.min(n, (i + 1) * per * 16)
+                let lo = i * per * 16, hi = Swift.min(count, (i + 1) * per * 16)
                 if lo < hi { block(lo..<hi) }
             }
         }

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 // Winograd F(4×4, 3×3) convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016),
 // interpolation points 0, ±1, ±2, ∞: each 4×4 output tile costs 36 multiplies per (input, output) channel pair
 // instead of 144. For 3×3, stride-1, undilated, ungrouped convolutions (most of a ResNet's work).
@@ -12,7 +11,7 @@ import Foundation
 // Transforms run eight tiles at a time in SIMD8 lanes; stages 1, 2 and 4 are parallel over channels.
 
 /// Eight tiles, one per lane.
-typealias Lanes = SIMD8<Float>
+private typealias Lanes = FastMath.V
 
 /// Winograd F(4×4, 3×3) weights U[p][k][c] = (G g_{k,c} Gᵀ)[p] for a [Cout, Cin, 3, 3] kernel.
 struct WinogradWeights: Sendable {
