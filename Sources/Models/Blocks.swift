@@ -1,17 +1,32 @@
 // Reusable blocks shared by families: conv + batch norm + activation (PyTorch's `Sequential(Conv2d, BatchNorm2d, act)`).
 import TensorCore
 
-/// An activation applied after a layer: fused into the convolution's epilogue when it can be (ReLU), otherwise
-/// one vectorised pass.
+/// An activation applied after a layer: fused into the convolution's epilogue when it can be (ReLU, SiLU),
+/// otherwise one vectorised pass.
 public enum Activation: Sendable {
     case identity
     case relu
+    case silu
     case function(Kernels.VectorFunction)
+
+    /// The convolution epilogue computing this activation, if there is one.
+    public var epilogue: Epilogue? {
+        switch self {
+        case .identity: return Epilogue.none
+        case .relu: return .relu
+        case .silu: return .silu
+        case .function: return nil
+        }
+    }
 
     public func apply(_ x: FloatTensor) -> FloatTensor {
         switch self {
         case .identity: return x
         case .relu: return Kernels.relu(x)
+        case .silu:
+            var y = x
+            Kernels.applyInPlace(.silu, &y)
+            return y
         case .function(let f):
             var y = x
             Kernels.applyInPlace(f, &y)
@@ -22,7 +37,7 @@ public enum Activation: Sendable {
 
 /// `nn.Sequential(Conv2d(…, bias=False), BatchNorm2d(out), act)`: registered as `0` (conv) and `1` (BN) under the
 /// block's own key (`stem.0.conv.0.weight`); the parameterless activation registers nothing. Batch norm is folded
-/// into the convolution at inference and ReLU runs in its epilogue.
+/// into the convolution at inference and ReLU / SiLU run in its epilogue.
 public struct ConvBNAct: Layer {
     public var body: ConvBatchNorm
     public var activation: Activation
@@ -44,11 +59,8 @@ public struct ConvBNAct: Layer {
     }
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
-        switch activation {
-        case .relu: return body(x, activation: .relu)
-        case .identity: return body(x)
-        case .function: return activation.apply(body(x))
-        }
+        if let e = activation.epilogue { return body(x, activation: e) }
+        return activation.apply(body(x))
     }
 
     public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {

@@ -1,5 +1,5 @@
 // PyTorch's containers (`nn.Sequential`, `nn.ModuleList`) and parameterless modules (`nn.ReLU`, `nn.MaxPool2d`,
-// `nn.AdaptiveAvgPool2d`, `nn.Identity`, `nn.Dropout`, `nn.Tanh`): they register no tensors, but they are nodes of
+// `nn.AdaptiveAvgPool2d`, `nn.Identity`, `nn.Dropout`, `nn.Tanh`, `nn.SiLU`): they register no tensors, but they are nodes of
 // the module tree, so their paths (`relu`, `maxpool`, `layer1`, `pos_drop`) are activation paths.
 import TensorCore
 
@@ -67,6 +67,13 @@ public struct ReLU: StatelessLayer {
     public var modulePath = ""
     public init() {}
     public func apply(_ x: FloatTensor) -> FloatTensor { Kernels.relu(x) }
+}
+
+/// `nn.SiLU`.
+public struct SiLU: StatelessLayer {
+    public var modulePath = ""
+    public init() {}
+    public func apply(_ x: FloatTensor) -> FloatTensor { Activation.silu.apply(x) }
 }
 
 /// `nn.Tanh`.
