@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Forward-pass benchmark: the Swift models (`weights bench`) against PyTorch on this CPU, in one run.
 
-For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input, on both
+For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input (256×256 for
+the vit-pytorch ViTs and SimpleViT at seed 000's configuration), on both
 sides, and prints the medians and the ratio Swift / PyTorch (lower is better; < 1 means Swift is faster).
 PyTorch runs with its default thread count (torch.get_num_threads()), in eval mode under inference_mode, with
 the same architecture definitions as Tools/make_model_fixtures.py (torchvision's resnet18; the seed's ViT).
@@ -21,9 +22,24 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# vit-pytorch family (issue 9), at the seed's default configuration (input 256×256, CRATE's 224×224): the
+# PyTorch modules of Tools/make_lucidrains_fixtures.py.
+LUCIDRAINS = {"lucidrains_vit": "Seed004ViT", "lucidrains_vit_prenorm": "Seed000ViT", "simple_vit": "SimpleViT", "crate": "CRATE"}
+
+
+def input_side(name):
+    return 256 if name in LUCIDRAINS and name != "crate" else 224
+
+
 def torch_model(name):
     import torch
     import torchvision
+    if name in LUCIDRAINS:
+        sys.path.insert(0, HERE)
+        import make_lucidrains_fixtures as lf
+        if name == "crate":
+            return lf.CRATE(image_size=224, patch_size=32, num_classes=1000, dim=1024, depth=6, heads=16)
+        return getattr(lf, LUCIDRAINS[name])(**lf.SEED000)
     if name == "resnet18":
         return torchvision.models.resnet18()
     sys.path.insert(0, HERE)
@@ -37,7 +53,7 @@ def torch_median(name, batch, runs):
     import torch
     torch.manual_seed(0)
     m = torch_model(name).eval()
-    x = torch.randn(batch, 3, 224, 224)
+    x = torch.randn(batch, 3, input_side(name), input_side(name))
     times = []
     with torch.inference_mode():
         m(x)

@@ -3,6 +3,33 @@
 enum BundledMappings {
     /// (file name, contents) of every shipped table, sorted by file name.
     static let files: [(name: String, text: String)] = [
+        ("lucidrains_vit.vit-pytorch.yaml", #"""
+# vit-pytorch `ViT` checkpoints (seed 004's layout: `to_patch_embedding.1/2/3`, blocks with their own LayerNorm,
+# `transformer.norm`, `mlp_head` Linear) onto `lucidrains_vit`. Today's vit-pytorch stores `cls_token` as [1, dim]
+# and `pos_embedding` as [n+1, dim]; seed 004's code (and older releases) store [1, 1, dim] and [1, n+1, dim]. The
+# two rules below accept both: every leading dimension is flattened into one, then the batch axis is added, which
+# leaves a seed-004 tensor as it was. Everything else has the model's keys.
+# (Today's release with pool='mean' has no class token, cls_token [0, dim], a different model: it fails with a
+# shape mismatch on cls_token.)
+format: 1
+name: lucidrains_vit.vit-pytorch
+family: lucidrains_vit
+description: vit-pytorch ViT state dict or pickled module (to_patch_embedding.1-3, transformer.layers.N.0.to_qkv, transformer.norm, mlp_head), cls_token [1, dim] or [1, 1, dim]
+roots: [state_dict, model, ""]
+strip_prefixes: ["module."]
+detect:
+  require: [cls_token, pos_embedding, to_patch_embedding.2.weight, "transformer.layers.{i}.0.to_qkv.weight", transformer.norm.weight]
+  forbid: ["transformer.layers.*.fn.*"]
+identity: true
+rules:
+  - target: cls_token
+    source: cls_token
+    transforms: [{flatten: [0, -2]}, {unsqueeze: 0}]
+  - target: pos_embedding
+    source: pos_embedding
+    transforms: [{flatten: [0, -2]}, {unsqueeze: 0}]
+
+"""#),
         ("resnet.h5-groups.yaml", #"""
 # An h5py dump of a torchvision ResNet state dict, one dataset per tensor in nested groups
 # (`/layer1/0/conv1/weight`); the HDF5 reader names datasets by path with '/' -> '.', which gives the torchvision

@@ -8,8 +8,16 @@ final class RegistrationTests: XCTestCase {
     /// Full-size configurations PyTorch lists (Fixtures/full_size_specs.json: torchvision resnet18/34, the seed's
     /// CBAM-ResNets and ViTs built on the meta device) — keys, shapes, dtypes and order must equal ours.
     func testNamedModelsMatchPyTorchStateDictLayout() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [[Any]]])
+        // One file per generator: full_size_specs.json (make_model_fixtures.py), lucidrains_full_size_specs.json, …
+        let first = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
+        let dir = first.deletingLastPathComponent()
+        let urls = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix("full_size_specs.json") }
+            .map { dir.appendingPathComponent($0) }
+        var json: [String: [[Any]]] = [:]
+        for url in urls {
+            let part = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [[Any]]])
+            json.merge(part) { a, _ in a }
+        }
         XCTAssertEqual(Set(json.keys), Set(ModelRegistry.names.filter { !$0.hasSuffix("_tiny") && !$0.hasPrefix("vit_tiny") }))
         for (name, rows) in json {
             let want = rows.map { r in "\(r[0] as! String) \(r[1] as! [Int]) \(r[2] as! String)" }
