@@ -17,17 +17,11 @@ public struct WeightsCommand: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
             Foundation.exit(0)
-        } catch let e as CheckpointError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            Foundation.exit(1)
         } catch let e as CLIFailure {
-            if !e.message.isEmpty { FileHandle.standardError.write(Data("error: \(e.message)\n".utf8)) }
+            if !e.message.isEmpty { FileHandle.standardError.write(Data("error: \(renderError(e))\n".utf8)) }
             Foundation.exit(e.code)
-        } catch let e as MappingError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            Foundation.exit(1)
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        } catch let e as any WeightsError {
+            FileHandle.standardError.write(Data("error: \(renderError(e))\n".utf8))
             Foundation.exit(1)
         } catch {
             exit(withError: error)
@@ -36,7 +30,7 @@ public struct WeightsCommand: ParsableCommand {
 }
 
 /// A failure the CLI reports with a given exit code.
-public struct CLIFailure: Error, CustomStringConvertible {
+public struct CLIFailure: WeightsError {
     public var message: String
     public var code: Int32
     public init(_ message: String, code: Int32 = 1) { self.message = message; self.code = code }
