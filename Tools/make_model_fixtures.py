@@ -470,8 +470,7 @@ def tiny(out_dir):
     write_model("resnet50_tiny", r50, torch.randn(2, 3, 48, 48, generator=gen), paths, out_dir)
     r50c = ResNet([3, 4, 6, 3], widths=(8, 12, 16, 20), num_classes=10, block=Bottleneck, cbam=True)
     randomise_(r50c, gen)
-    write_model("resnet50_cbam_tiny", r50c, torch.randn(2, 3, 48, 48, generator=gen), paths + ["layer3.1.ca", "layer3.1.sa"],
-                out_dir)
+    write_model("resnet50_cbam_tiny", r50c, torch.randn(2, 3, 48, 48, generator=gen), paths, out_dir)
 
     # SENet-18 with stage widths (16,20,24,32): every stage but the first changes width, as in the seed, so
     # conv3_1..conv5_1 take the stride-2 conv1x1/bn1x1 shortcut; SE reduction 16 leaves 1..2 hidden features.

@@ -9,6 +9,7 @@ extension ModelRegistry.Architecture {
         switch self {
         case .resnet: return "resnet"
         case .vit: return "vit"
+        case .senet: return "senet"
         }
     }
 }

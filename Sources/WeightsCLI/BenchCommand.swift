@@ -40,7 +40,7 @@ struct BenchCommand: ParsableCommand {
         let side: Int
         switch entry.architecture {
         case .vit(let c): side = c.imgSize
-        case .resnet: side = model.hasSuffix("_tiny") ? 32 : 224
+        case .resnet, .senet: side = model.hasSuffix("_tiny") ? 32 : 224
         }
         var rng = SeededGenerator(seed: 1)
         let x = rng.uniformTensor([batch, 3, side, side], bound: 1)

@@ -23,6 +23,9 @@ final class RegistrationTests: XCTestCase {
         let configs: [ModelRegistry.Architecture] = [
             .resnet(.resnet18), .resnet(.resnet18CBAM), .resnet(ModelRegistry.tinyResNet18), .resnet(ModelRegistry.tinyResNet18CBAM),
             .resnet(ResNetConfig(name: "odd", layers: [1, 3, 1, 2], widths: [32, 32, 48, 64], numClasses: 3, inChannels: 1, cbam: true, cbamRatio: 8, spatialKernel: 3)),
+            .resnet(ModelRegistry.tinyResNet50), .resnet(ModelRegistry.tinyResNet50CBAM), .resnet(.resnet101CBAM),
+            .resnet(ResNetConfig(name: "odd50", block: .bottleneck, layers: [2, 1, 1, 3], widths: [4, 8, 6, 2], numClasses: 3, inChannels: 2, cbam: true, cbamRatio: 4, spatialKernel: 5)),
+            .senet(ModelRegistry.tinySENet18), .senet(SENetConfig(name: "odd-se", widths: [8, 8, 12, 12], numClasses: 2, inChannels: 1, reduction: 4)),
             .vit(ModelRegistry.tinyViT),
             .vit(ViTConfig(name: "no-head", imgSize: 16, patchSize: 4, numClasses: 0, embedDim: 24, depth: 1, numHeads: 3, mlpRatio: 2, qkvBias: false)),
         ]
@@ -35,6 +38,10 @@ final class RegistrationTests: XCTestCase {
         // Familiar totals: torchvision resnet18 has 11,689,512 parameters; ViT-B/16 (1k) 86,567,656.
         XCTAssertEqual(try ModelRegistry.entry("resnet18").parameterCount, 11_689_512)
         XCTAssertEqual(try ModelRegistry.entry("vit_base_patch16_224").parameterCount, 86_567_656)
+        // torchvision resnet50 / 101 / 152.
+        XCTAssertEqual(try ModelRegistry.entry("resnet50").parameterCount, 25_557_032)
+        XCTAssertEqual(try ModelRegistry.entry("resnet101").parameterCount, 44_549_160)
+        XCTAssertEqual(try ModelRegistry.entry("resnet152").parameterCount, 60_192_808)
     }
 
     // MARK: every stored tensor is registered (Mirror walk)
@@ -62,7 +69,7 @@ final class RegistrationTests: XCTestCase {
     }
 
     func testMirrorFindsNoUnregisteredTensor() throws {
-        for name in ["resnet18_tiny", "resnet18_cbam_tiny", "vit_tiny_patch8_32"] {
+        for name in ["resnet18_tiny", "resnet18_cbam_tiny", "resnet50_cbam_tiny", "senet18_tiny", "vit_tiny_patch8_32"] {
             var model = try ModelRegistry.make(name: name)
             var marker = Marker()
             model.visitParameters(&marker)
