@@ -3,22 +3,21 @@ import TensorCore
 
 /// Hyper-parameters of the seed's SENet-18. `widths` are the channels of the conv2_x … conv5_x stages (seed: 64, 128,
 /// 256, 512; the stem has `widths[0]`). A block whose input and output widths differ has stride 2 and the seed's
-/// `conv1x1`/`bn1x1` shortcut; SE layers reduce by `reduction` (seed: 16).
+/// `conv1x1`/`bn1x1` shortcut; SE layers reduce by `reduction` (seed: 16). `imgSize` is only the nominal input side
+/// (the seed's example uses 224; any H, W ≥ 1 runs) for `bench` and the listing.
 public struct SENetConfig: Sendable, Equatable {
     public var name: String
     public var widths: [Int]
     public var numClasses: Int
     public var inChannels: Int
     public var reduction: Int
+    public var imgSize: Int
 
     public init(name: String, widths: [Int] = [64, 128, 256, 512], numClasses: Int = 1000, inChannels: Int = 3,
-                reduction: Int = 16) {
+                reduction: Int = 16, imgSize: Int = 224) {
         self.name = name; self.widths = widths; self.numClasses = numClasses; self.inChannels = inChannels
-        self.reduction = reduction
+        self.reduction = reduction; self.imgSize = imgSize
     }
-
-    /// The seed's `Model()` (its default `num_classes=1000`).
-    public static let senet18 = SENetConfig(name: "senet18")
 
     func validate() throws {
         guard widths.count == 4, widths.allSatisfy({ $0 >= 1 }), numClasses >= 1, inChannels >= 1, reduction >= 1 else {
@@ -41,38 +40,16 @@ public struct SENetConfig: Sendable, Equatable {
         }
         return b
     }
-
-    /// Registered tensors in `state_dict()` order, without building the model.
-    public var parameterSpecs: [ParameterSpec] {
-        var s: [ParameterSpec] = []
-        func conv(_ k: String, _ o: Int, _ i: Int, _ ks: Int) { s.append(ParameterSpec(key: k + ".weight", shape: [o, i, ks, ks])) }
-        func linear(_ k: String, _ o: Int, _ i: Int) {
-            s += [ParameterSpec(key: k + ".weight", shape: [o, i]), ParameterSpec(key: k + ".bias", shape: [o])]
-        }
-        func bn(_ k: String, _ c: Int) {
-            s += [ParameterSpec(key: k + ".weight", shape: [c]), ParameterSpec(key: k + ".bias", shape: [c]),
-                  ParameterSpec(key: k + ".running_mean", shape: [c], kind: .buffer),
-                  ParameterSpec(key: k + ".running_var", shape: [c], kind: .buffer),
-                  ParameterSpec(key: k + ".num_batches_tracked", shape: [], dtype: .int64, kind: .buffer)]
-        }
-        conv("conv1", widths[0], inChannels, 7); bn("bn1", widths[0])
-        for (p, cin, cout) in blocks {
-            if cin != cout { conv(p + ".conv1x1", cout, cin, 1); bn(p + ".bn1x1", cout) }
-            conv(p + ".conv1", cout, cin, 3); bn(p + ".bn1", cout)
-            conv(p + ".conv2", cout, cout, 3); bn(p + ".bn2", cout)
-            linear(p + ".selayer.fc1", cout / reduction, cout); linear(p + ".selayer.fc2", cout, cout / reduction)
-        }
-        linear("fc", numClasses, widths[3])
-        return s
-    }
 }
 
 /// The seed's `SELayer(channel, reduction)`: x · sigmoid(fc2(relu(fc1(avg_pool(x))))), fc1/fc2 `nn.Linear` with bias.
-public struct SELayer: ParameterContainer, Sendable {
+public struct SELayer: Layer {
     public var fc1: Linear
     public var fc2: Linear
+    public var modulePath = ""
+    public var reportsOutput: Bool { true }
 
-    public init(channels: Int, reduction: Int = 16, rng: inout SeededGenerator) {
+    public init(channels: Int, reduction: Int = 16, rng: inout ParameterInit) {
         fc1 = Linear(channels, channels / reduction, rng: &rng)
         fc2 = Linear(channels / reduction, channels, rng: &rng)
     }
@@ -93,12 +70,16 @@ public struct SELayer: ParameterContainer, Sendable {
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
         Kernels.mul(x, scale(x).reshaped([x.shape[0], x.shape[1], 1, 1]))
     }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
+    }
 }
 
 /// The seed's `ResidualBlock(in_channels, outchannels)`, quirks included:
 /// relu(bn1(conv1(x))) → relu(bn2(conv2(·))) → selayer → + identity, with no ReLU after the add; when the channel
 /// count changes, conv1 has stride 2 and the identity becomes relu(bn1x1(conv1x1(x))) (1×1, stride 2).
-public struct SEResidualBlock: ParameterContainer, Sendable {
+public struct SEResidualBlock: Layer {
     /// `conv1x1` + `bn1x1` (only when in ≠ out).
     public var shortcut: ConvBatchNorm?
     /// `conv1` + `bn1` (folded at inference).
@@ -106,17 +87,16 @@ public struct SEResidualBlock: ParameterContainer, Sendable {
     /// `conv2` + `bn2`.
     public var second: ConvBatchNorm
     public var selayer: SELayer
+    public var modulePath = ""
+    public var reportsOutput: Bool { true }
 
-    public init(inChannels cin: Int, outChannels cout: Int, reduction: Int, rng: inout SeededGenerator) {
+    public init(inChannels cin: Int, outChannels cout: Int, reduction: Int, rng: inout ParameterInit) {
         let stride = cin == cout ? 1 : 2
         if cin != cout {
-            shortcut = ConvBatchNorm(conv: Conv2d(cin, cout, kernel: 1, stride: 2, bias: false, rng: &rng),
-                                     bn: BatchNorm2d(cout), convKey: "conv1x1", bnKey: "bn1x1")
+            shortcut = ConvBatchNorm(cin, cout, kernel: 1, stride: 2, convKey: "conv1x1", bnKey: "bn1x1", rng: &rng)
         }
-        first = ConvBatchNorm(conv: Conv2d(cin, cout, kernel: 3, stride: stride, padding: 1, bias: false, rng: &rng),
-                              bn: BatchNorm2d(cout), convKey: "conv1", bnKey: "bn1")
-        second = ConvBatchNorm(conv: Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng),
-                               bn: BatchNorm2d(cout), convKey: "conv2", bnKey: "bn2")
+        first = ConvBatchNorm(cin, cout, kernel: 3, stride: stride, padding: 1, convKey: "conv1", bnKey: "bn1", rng: &rng)
+        second = ConvBatchNorm(cout, cout, kernel: 3, padding: 1, convKey: "conv2", bnKey: "bn2", rng: &rng)
         selayer = SELayer(channels: cout, reduction: reduction, rng: &rng)
     }
 
@@ -127,75 +107,78 @@ public struct SEResidualBlock: ParameterContainer, Sendable {
         v.child("selayer", &selayer)
     }
 
-    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture? = nil, path: String = "") -> FloatTensor {
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         let h = second(first(x, activation: .relu), activation: .relu)
         let identity = shortcut.map { $0(x, activation: .relu) } ?? x
         let s = selayer.scale(h)
-        // identity + h · s[n, c], one pass; the SE output itself only when someone captures it.
-        if let capture { capture(path + "selayer", Kernels.mul(h, s.reshaped([h.shape[0], h.shape[1], 1, 1]))) }
-        return Kernels.scaledAdd(h, channelScale: s, plus: identity)
+        // The SE output is materialised only when someone captures it; the block computes identity + h · s[n, c]
+        // in one pass.
+        if capture != nil { selayer.report(Kernels.mul(h, s.reshaped([h.shape[0], h.shape[1], 1, 1])), to: capture) }
+        return report(Kernels.scaledAdd(h, channelScale: s, plus: identity), to: capture)
     }
 }
 
-/// The seed's SENet-18 `Model(num_classes)`.
-public struct SENet: Model {
+/// The seed's SENet-18 `Model(num_classes)`: conv1 7×7/2 → bn1 → relu → maxpool 3/2/1 → conv2_1 … conv5_2 →
+/// avg_pool → fc.
+public struct SENet: SingleInputModel {
     public let config: SENetConfig
     /// `conv1` + `bn1`.
     public var stem: ConvBatchNorm
-    /// `conv2_1`, `conv2_2`, …, `conv5_2`.
+    public var relu = ReLU()
+    public var maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+    /// `conv2_1`, `conv2_2`, …, `conv5_2` (attributes of the seed's model, not a Sequential).
     public var blocks: [SEResidualBlock]
+    public var avgPool = AdaptiveAvgPool2d(1, 1)
     public var fc: Linear
     let blockNames: [String]
 
+    /// Builds the model with deterministic weights from `seed`.
     public init(_ config: SENetConfig, seed: UInt64 = 0) throws {
+        var rng = ParameterInit.seeded(seed)
+        try self.init(config, rng: &rng)
+    }
+
+    /// Builds the model drawing its tensors from `rng` (seeded, or shapes only).
+    public init(_ config: SENetConfig, rng: inout ParameterInit) throws {
         try config.validate()
         self.config = config
-        var rng = SeededGenerator(seed: seed)
-        stem = ConvBatchNorm(conv: Conv2d(config.inChannels, config.widths[0], kernel: 7, stride: 2, padding: 3, bias: false, rng: &rng),
-                             bn: BatchNorm2d(config.widths[0]), convKey: "conv1", bnKey: "bn1")
+        stem = ConvBatchNorm(config.inChannels, config.widths[0], kernel: 7, stride: 2, padding: 3, convKey: "conv1", bnKey: "bn1",
+                             rng: &rng)
         var blocks: [SEResidualBlock] = []
         for b in config.blocks {
             blocks.append(SEResidualBlock(inChannels: b.cin, outChannels: b.cout, reduction: config.reduction, rng: &rng))
         }
         self.blocks = blocks
         blockNames = config.blocks.map(\.name)
-        fc = Linear(config.widths[3], config.numClasses, rng: &rng)
+        fc = Linear(config.widths[3], config.numClasses, rng: &rng).reported()
+        bindModulePaths()
     }
 
     public var name: String { config.name }
+    public var mappingFamily: String { "senet" }
 
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
         stem.visitParameters(&v)
+        v.child("relu", &relu)
+        v.child("maxpool", &maxpool)
         for i in blocks.indices { v.child(blockNames[i], &blocks[i]) }
+        v.child("avg_pool", &avgPool)
         v.child("fc", &fc)
     }
 
-    public var inputDescription: String { "[N, \(config.inChannels), H, W] with H, W ≥ 1" }
-
-    public var activationPaths: [String] {
-        ["relu", "maxpool"] + blockNames.flatMap { [$0 + ".selayer", $0] } + ["avg_pool", "fc"]
+    public var inputSpecs: [TensorSpec] {
+        [TensorSpec("input", [.batch, .fixed(config.inChannels), .free("H", example: config.imgSize), .free("W", example: config.imgSize)],
+                    summary: "images, NCHW")]
     }
 
-    public func validateInput(_ shape: [Int]) throws {
-        guard shape.count == 4, shape[0] >= 1, shape[1] == config.inChannels, shape[2] >= 1, shape[3] >= 1 else {
-            throw ModelError.invalidInput(model: name, expected: inputDescription, found: shape)
-        }
-    }
+    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(config.numClasses)])] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
-        var x = stem(input, activation: .relu)
-        capture?("relu", x)
-        x = Kernels.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
-        capture?("maxpool", x)
-        for (name, block) in zip(blockNames, blocks) {
-            x = block(x, capture: capture, path: name + ".")
-            capture?(name, x)
-        }
-        x = Kernels.adaptiveAvgPool2d(x, outputSize: (1, 1))
-        capture?("avg_pool", x)
-        x = fc(x.reshaped([x.shape[0], x.shape[1]]))
-        capture?("fc", x)
-        return x
+        var x = relu.report(stem(input, activation: .relu), to: capture)  // relu fused into the stem's epilogue
+        x = maxpool(x, capture: capture)
+        for block in blocks { x = block(x, capture: capture) }
+        x = avgPool(x, capture: capture)
+        return fc(x.reshaped([x.shape[0], x.shape[1]]), capture: capture)
     }
 }
 
