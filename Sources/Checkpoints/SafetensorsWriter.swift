@@ -13,8 +13,13 @@ public enum SafetensorsWriter {
         if items.contains(where: { $0.entry.name == "__metadata__" }) {
             throw CheckpointError("a tensor named '__metadata__' cannot be stored in safetensors", file: file, key: "__metadata__")
         }
+        try OutputMetadata.check(metadata, file: file)
         var header = header(items, metadata: metadata)
         let padding = (8 - header.count % 8) % 8
+        guard header.count + padding <= SafetensorsReader.maxHeaderBytes else {
+            throw CheckpointError("the safetensors header would take \(header.count + padding) bytes (\(items.count) tensors), over the "
+                                  + "\(SafetensorsReader.maxHeaderBytes)-byte limit of safetensors readers; nothing written", file: file)
+        }
         header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding))
         var length = UInt64(header.count).littleEndian
         try withUnsafeBytes(of: &length) { try output.write($0) }
