@@ -34,17 +34,25 @@ public final class AtomicOutput {
         let base = (destination as NSString).lastPathComponent
         var fd: Int32 = -1
         var path = ""
+        var slot: Int?
         for _ in 0..<16 {
             path = (dir.isEmpty ? "" : dir + "/") + Self.temporaryName(for: base)
+            // Armed for removal on a signal before it exists, so no signal can leave it behind.
+            slot = PendingOutputs.register(path)
             fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-            if fd >= 0 || errno != EEXIST { break }
+            if fd >= 0 { break }
+            let e = errno
+            if let s = slot { PendingOutputs.unregister(s) }
+            slot = nil
+            errno = e
+            if e != EEXIST { break }
         }
         guard fd >= 0 else {
             throw CheckpointError("cannot create the temporary output \(path): \(String(cString: strerror(errno)))", file: destination)
         }
         self.fd = fd
         temporaryPath = path
-        cleanupSlot = PendingOutputs.register(path)
+        cleanupSlot = slot
     }
 
     deinit {

@@ -50,7 +50,7 @@ struct ConvertCommand: ParsableCommand {
         // Checked again, atomically, when the output is moved into place (AtomicOutput).
         try AtomicOutput.checkDestination(outPath, overwrite: force)
         let source = try Checkpoint.open(input, key: key)
-        if let notice = try source.checkNeutralisedGlobals(strict: strict) { printNotice(notice) }
+        if let notice = try source.checkNeutralisedGlobals(strict: strict) { printNotice(notice, kind: source.neutralisedGlobalsAreTorchOnly ? "note" : "warning") }
         let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: model)
         let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
         var meta = Self.provenance(source, key: key)

@@ -22,7 +22,7 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let sd = try Checkpoint.open(file, key: key)
-        if let notice = try sd.checkNeutralisedGlobals(strict: strict) { printNotice(notice) }
+        if let notice = try sd.checkNeutralisedGlobals(strict: strict) { printNotice(notice, kind: sd.neutralisedGlobalsAreTorchOnly ? "note" : "warning") }
         print(json ? Self.json(sd).rendered() : Self.table(sd), terminator: json ? "\n" : "")
     }
 
