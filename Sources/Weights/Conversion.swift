@@ -4,15 +4,12 @@ import Foundation
 public enum ConversionError: WeightsError {
     /// The output path is the input file (or a link to it).
     case outputIsInput(input: String)
-    /// The output exists and overwriting was not asked for.
-    case outputExists(path: String)
     /// The mapped tensors do not cover the target model exactly (what `strict` loading needs); `report` says how.
     case doesNotFitModel(file: String, table: String, model: String, report: LoadReport)
 
     public var description: String {
         switch self {
         case let .outputIsInput(input): return "refusing to write over the input file \(input)"
-        case let .outputExists(path): return "\(path) already exists (use --force to overwrite)"
         case let .doesNotFitModel(file, table, model, report):
             return "\(file): mapped through \(table), the tensors do not load onto \(model) under strict: \(report.problems.joined(separator: "; "))"
         }
@@ -39,11 +36,15 @@ public struct ConversionOptions: Sendable {
     public var overwrite: Bool
     /// fsync the output before moving it into place.
     public var durable: Bool
+    /// Refuse a pickle naming globals outside the allowlist (by default they become inert placeholders and
+    /// `PreparedConversion.notices` says so).
+    public var strictGlobals: Bool
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
-                model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false) {
+                model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
+                strictGlobals: Bool = false) {
         self.format = format; self.dtype = dtype; self.key = key; self.mapping = mapping; self.model = model
-        self.modelConfig = modelConfig; self.overwrite = overwrite; self.durable = durable
+        self.modelConfig = modelConfig; self.overwrite = overwrite; self.durable = durable; self.strictGlobals = strictGlobals
     }
 }
 
@@ -54,8 +55,19 @@ public struct PreparedConversion: Sendable {
     public let stateDict: StateDict
     /// The mapping table applied, or nil when the names were kept.
     public let table: String?
-    /// `__metadata__` of the output: provenance plus the checkpoint's non-tensor leaves.
+    /// `__metadata__` of the output: provenance plus the checkpoint's non-tensor leaves, within `OutputMetadata`'s
+    /// limits (provenance first).
     public let metadata: [String: String]
+    /// Metadata entries left out by those limits.
+    public let droppedMetadata: [OutputMetadata.Dropped]
+    /// Things the user should be told (neutralised pickle globals, dropped metadata), each with its severity.
+    public let notices: [Notice]
+
+    public struct Notice: Sendable, Equatable {
+        public enum Kind: String, Sendable { case note, warning }
+        public let kind: Kind
+        public let text: String
+    }
 
     /// Bytes the output's tensor data takes (after any cast).
     public func outputBytes(cast: DType?) -> Int {
@@ -81,12 +93,18 @@ public enum Converter {
     /// Reads and maps `input` without writing anything.
     public static func prepare(_ input: String, options: ConversionOptions, catalog: MappingCatalog? = nil) throws -> PreparedConversion {
         let source = try Checkpoint.open(input, key: options.key)
+        var notices: [PreparedConversion.Notice] = []
+        if let text = try source.checkNeutralisedGlobals(strict: options.strictGlobals) {
+            notices.append(.init(kind: source.neutralisedGlobalsAreTorchOnly ? .note : .warning, text: text))
+        }
         let (sd, table) = try mapped(source, mapping: options.mapping, model: options.model, catalog: catalog)
         var meta = provenance(source, key: options.key)
         if let table { meta["mapping_table"] = table }
         if let model = options.model { meta["model"] = model.name }
         if !options.modelConfig.isEmpty { meta["model_config"] = options.modelConfig.joined(separator: " ") }
-        return PreparedConversion(source: source, stateDict: sd, table: table, metadata: meta)
+        let (carried, dropped) = OutputMetadata.fit(meta, first: provenanceKeys)
+        if !dropped.isEmpty { notices.append(.init(kind: .note, text: "\(input): \(OutputMetadata.summary(dropped))")) }
+        return PreparedConversion(source: source, stateDict: sd, table: table, metadata: carried, droppedMetadata: dropped, notices: notices)
     }
 
     /// Converts `input` to `output`; `progress` receives the bytes written so far.
@@ -97,10 +115,12 @@ public enum Converter {
         return try write(prepare(input, options: options, catalog: catalog), to: output, options: options, progress: progress)
     }
 
-    /// Refuses an output that is the input, or that exists when overwriting was not asked for.
+    /// Refuses an output that is the input, that exists when overwriting was not asked for, or that is not a
+    /// regular file (a symbolic link, a FIFO, …).
     public static func checkDestination(input: String, output: String, overwrite: Bool) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
-        if FileManager.default.fileExists(atPath: output) && !overwrite { throw ConversionError.outputExists(path: output) }
+        // Checked again, atomically, when the output is moved into place (AtomicOutput).
+        try AtomicOutput.checkDestination(output, overwrite: overwrite)
     }
 
     /// Writes a prepared conversion atomically (a temporary file renamed into place on success).
@@ -108,7 +128,7 @@ public enum Converter {
     public static func write(_ prepared: PreparedConversion, to output: String, options: ConversionOptions,
                              progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
         let start = Date()
-        let out = try AtomicOutput(destination: output)
+        let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         switch options.format {
         case .safetensors:
             try SafetensorsWriter.write(prepared.stateDict, to: out, dtype: options.dtype, metadata: prepared.metadata, progress: progress)
@@ -157,6 +177,9 @@ public enum Converter {
         }
         return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
+
+    /// Provenance entries, carried before the checkpoint's own metadata when limits force a choice.
+    public static let provenanceKeys = ["source_file", "source_format", "converted_by", "source_key", "mapping_table", "model", "model_config"]
 
     /// `__metadata__` for the output: where it came from plus the checkpoint's non-tensor leaves.
     public static func provenance(_ sd: StateDict, key: String?) -> [String: String] {

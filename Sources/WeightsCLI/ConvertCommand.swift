@@ -41,6 +41,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
     var sync = false
 
+    @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
+    var strict = false
+
     func run() throws {
         let format = ConversionOptions.Format(rawValue: to.rawValue) ?? .safetensors
         let outPath = output ?? Converter.defaultOutput(for: input, format: format)
@@ -51,27 +54,29 @@ struct ConvertCommand: ParsableCommand {
             return try entry.describe(options: entry.resolve(assignments: config))
         }
         let options = ConversionOptions(format: format, dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), key: key,
-                                        mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force, durable: sync)
+                                        mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
+                                        durable: sync, strictGlobals: strict)
         let prepared: PreparedConversion
         do {
             prepared = try Converter.prepare(input, options: options)
         } catch let ConversionError.doesNotFitModel(file, table, model, report) {
-            FileHandle.standardError.write(Data(report.rendered().utf8))
+            FileHandle.standardError.write(Data(TerminalText.escapeLines(report.rendered()).utf8))
             throw ConversionError.doesNotFitModel(file: file, table: table, model: model, report: report)
         }
+        for n in prepared.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let sd = prepared.stateDict
         let inputSize = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
         let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()
-        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
+        print("\(TerminalText.escape(input)) (\(sd.format.rawValue)) -> \(TerminalText.escape(outPath)) (\(to.rawValue))")
         if let tableName = prepared.table {
-            print("mapping: \(tableName) (tensors renamed and transformed to model keys)")
+            print("mapping: \(TerminalText.escape(tableName)) (tensors renamed and transformed to model keys)")
         } else if mapping == "auto" {
             print("mapping: none (no mapping table recognises these keys; names kept as in the checkpoint)")
         }
         print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(result.bytesWritten))  time: \(String(format: "%.2f", result.seconds)) s")
-        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
+        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count - prepared.droppedMetadata.count)") }
     }
 }
 
