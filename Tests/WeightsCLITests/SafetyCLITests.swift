@@ -57,6 +57,22 @@ final class SafetyCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("missing\\x1b]0;pwned\\x07\\r.pth"), bad.stderr)
     }
 
+    /// `verify`'s human report: a reference holding a tensor whose name carries escapes (listed as not compared)
+    /// prints it escaped.
+    func testVerifyReportEscapesNames() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        let ref = try Checkpoint.open(tests + "/ModelsTests/Fixtures/vit_tiny_patch8_32.reference.safetensors")
+        var tensors = try ref.tensors.map { ($0.name, try $0.load()) }
+        tensors.append(("evil\u{1B}[2J\nPASS", Tensor(dtype: .float32, shape: [1], bytes: [0, 0, 0, 0])))
+        let hostile = tmp.appendingPathComponent("reference.safetensors").path
+        try writeSafetensors(hostile, tensors)
+        let r = try CLI.run(["verify", "--model", "vit_tiny_patch8_32", "--weights", tests + "/VerificationTests/Fixtures/vit_tiny_patch8_32.jax.npz",
+                             "--reference", hostile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        Self.assertNoControlBytes(r.stdout, "verify report")
+        XCTAssertTrue(r.stdout.contains("evil\\x1b[2J\\nPASS"), r.stdout)
+    }
+
     func testEscapeTable() {
         let rows: [(String, String)] = [
             ("plain.name", "plain.name"),
