@@ -42,6 +42,8 @@ import torch.nn as nn
 import torchvision
 from safetensors.torch import save_file
 
+import seed_cnn_models as seedcnn   # seed 000's STN and MobileViT (Tools/seed_cnn_models.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "Tests", "ModelsTests", "Fixtures")
 
@@ -272,17 +274,19 @@ def write_model(name, model, x, paths, out_dir):
     acts = capture_hooks(model, paths)
     with torch.no_grad():
         y = model(x)
+    outputs = {"output": y} if torch.is_tensor(y) else {f"output.{i}": t for i, t in enumerate(y)}
     sd = model.state_dict()
     order = list(sd.keys())
     save_file({k: v.detach().contiguous() for k, v in sd.items()}, os.path.join(out_dir, f"{name}.weights.safetensors"),
               metadata={"state_dict_order": ",".join(order)})
-    ref = {"input": x.contiguous(), "output": y.contiguous()}
+    ref = {"input": x.contiguous(), **{k: t.contiguous() for k, t in outputs.items()}}
     for p in paths:
         ref[p] = acts[p].contiguous()
     save_file(ref, os.path.join(out_dir, f"{name}.reference.safetensors"),
               metadata={"source": f"{name}, torch {torch.__version__}"})
-    print(f"{name}: {sum(v.numel() for v in sd.values())} values, output {tuple(y.shape)}, "
-          f"max|out| {y.abs().max().item():.4g}, intermediates {paths}")
+    for k, t in outputs.items():
+        print(f"{name}: {sum(v.numel() for v in sd.values())} values, {k} {tuple(t.shape)}, "
+              f"max|out| {t.abs().max().item():.4g}, intermediates {paths}")
 
 
 def spec_list(model):
@@ -309,7 +313,42 @@ def full_size_specs():
         specs["resnet34_cbam"] = spec_list(ResNet([3, 4, 6, 3], cbam=True))
         for name, cfg in VIT_CONFIGS.items():
             specs[name] = spec_list(VisionTransformer(**cfg))
+        specs["stn"] = spec_list(seedcnn.STN(3, 32, 32))
+        for name, cfg in seedcnn.MOBILEVIT_CONFIGS.items():
+            specs[name] = spec_list(seedcnn.MobileViT((256, 256), num_classes=1000, **cfg))
     return specs
+
+
+# Seed 000's STN and MobileViT (Tools/seed_cnn_models.py): tiny configurations, paths the Swift models report.
+STN_PATHS = ["local_net", "conv"]
+MOBILEVIT_PATHS = ["conv1", "stem.3", "trunk.0.1", "trunk.1.0", "trunk.2.1", "to_logits.0"]
+MOBILEVIT_TINY = dict(dims=[16, 16, 24], channels=[8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 32], expansion=2, depths=(1, 2, 1))
+
+
+def seed_cnn_tiny(out_dir, gen):
+    # A non-square input: the seed's LocalNetwork swaps H and W, so the transformed image is 12 × 16.
+    stn = seedcnn.STN(3, 16, 12, hidden=32, num_classes=10)
+    randomise_(stn, gen)
+    write_model("stn_tiny", stn, torch.randn(2, 3, 16, 12, generator=gen), STN_PATHS, out_dir)
+
+    mvit = seedcnn.MobileViT((64, 64), num_classes=10, **MOBILEVIT_TINY)
+    randomise_(mvit, gen)
+    x = torch.randn(2, 3, 64, 64, generator=gen)
+    write_model("mobilevit_tiny", mvit, x, MOBILEVIT_PATHS, out_dir)
+    # The same weights in today's vit-pytorch layout (LayerNorm inside Attention / FeedForward), loaded into
+    # vit_pytorch.mobile_vit.MobileViT to prove the layouts compute the same function.
+    write_vit_pytorch_layout("mobilevit_tiny", mvit, x, dict(image_size=(64, 64), num_classes=10, **MOBILEVIT_TINY), out_dir)
+
+
+def write_vit_pytorch_layout(name, seed_model, x, kwargs, out_dir):
+    from vit_pytorch.mobile_vit import MobileViT as VitPytorchMobileViT
+    other = VitPytorchMobileViT(**kwargs).eval()
+    other.load_state_dict({seedcnn.seed_to_vit_pytorch_key(k): v for k, v in seed_model.state_dict().items()}, strict=True)
+    with torch.no_grad():
+        assert torch.equal(other(x), seed_model.eval()(x)), "vit-pytorch layout computes something else"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, os.path.join(out_dir, f"{name}.vit-pytorch.safetensors"),
+              metadata={"state_dict_order": ",".join(other.state_dict().keys())})
+    print(f"{name}: vit-pytorch layout written ({len(other.state_dict())} tensors)")
 
 
 def tiny(out_dir):
@@ -335,6 +374,8 @@ def tiny(out_dir):
     x = torch.randn(2, 3, 32, 32, generator=gen)
     write_model("vit_tiny_patch8_32", vit, x, ["patch_embed", "blocks.0", "blocks.1", "norm", "pre_logits"], out_dir)
 
+    seed_cnn_tiny(out_dir, gen)
+
     with open(os.path.join(out_dir, "full_size_specs.json"), "w") as f:
         json.dump(full_size_specs(), f, separators=(",", ":"))
         f.write("\n")
@@ -354,6 +395,28 @@ def full(out_dir):
     for name, (model, paths) in models.items():
         randomise_(model, gen)
         write_model(name, model, torch.randn(1, 3, 224, 224, generator=gen), paths, out_dir)
+    seed_cnn_full(out_dir, gen)
+
+
+def seed_cnn_full(out_dir, gen, names=None):
+    """stn (the seed's STN(3, 32, 32)) and the three MobileViTs at 256 × 256, also as torch.save zip and legacy
+    .pth files, and each MobileViT in today's vit-pytorch layout."""
+    models = {"stn": (lambda: seedcnn.STN(3, 32, 32), (1, 3, 32, 32), STN_PATHS)}
+    for n, cfg in seedcnn.MOBILEVIT_CONFIGS.items():
+        models[n] = (lambda cfg=cfg: seedcnn.MobileViT((256, 256), num_classes=1000, **cfg), (1, 3, 256, 256), MOBILEVIT_PATHS)
+    for name, (make, shape, paths) in models.items():
+        if names and name not in names:
+            continue
+        model = make()
+        randomise_(model, gen)
+        x = torch.randn(*shape, generator=gen)
+        write_model(name, model, x, paths, out_dir)
+        sd = model.state_dict()
+        torch.save(sd, os.path.join(out_dir, f"{name}.pth"))
+        torch.save(sd, os.path.join(out_dir, f"{name}.legacy.pth"), _use_new_zipfile_serialization=False)
+        if name.startswith("mobilevit"):
+            cfg = seedcnn.MOBILEVIT_CONFIGS[name]
+            write_vit_pytorch_layout(name, model, x, dict(image_size=(256, 256), num_classes=1000, **cfg), out_dir)
 
 
 def write_versions(out_dir):
@@ -366,9 +429,14 @@ def write_versions(out_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", metavar="DIR", help="write the full-size parity set into DIR instead of the tiny fixtures")
+    ap.add_argument("--only", metavar="NAMES", help="with --full: only these of stn, mobilevit_xxs/xs/s (comma-separated)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
-    if args.full:
+    if args.full and args.only:
+        os.makedirs(args.full, exist_ok=True)
+        seed_cnn_full(args.full, torch.Generator().manual_seed(4321), names=args.only.split(","))
+        write_versions(args.full)
+    elif args.full:
         full(args.full)
         write_versions(args.full)
     else:
