@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Full-size parity: real-size random-weight resnet18, resnet18_cbam and vit_base_patch16_224_in21k written by
+# Full-size parity: real-size random-weight resnet18, resnet18_cbam, vit_base_patch16_224_in21k, stn and
+# mobilevit_xxs/xs/s written by
 # PyTorch (Tools/make_model_fixtures.py --full), loaded by the release `weights` binary and compared with PyTorch's
 # outputs (and intermediates). The ViT also goes through the user's path: a `torch.save`d
 # jx_vit_base_patch16_224_in21k.pth converted with `weights convert`, then verified from the converted file.
@@ -38,6 +39,22 @@ echo "== vit_base_patch16_224_in21k from jx_vit_base_patch16_224_in21k.pth via w
 $W convert "$DIR/jx_vit_base_patch16_224_in21k.pth" --force
 $W verify --model vit_base_patch16_224_in21k --weights "$DIR/jx_vit_base_patch16_224_in21k.safetensors" \
           --reference "$DIR/vit_base_patch16_224_in21k.reference.safetensors" | grep -v "^  " || status=1
+
+# Seed 000's STN and MobileViTs (Tools/seed_cnn_models.py): each from safetensors, a torch.save zip and a legacy
+# .pth, and each MobileViT also from today's vit-pytorch layout (through Mappings/mobilevit.vit-pytorch.yaml).
+# SEED_CNN="stn mobilevit_xs" limits the set (default all four; "" skips them).
+SEED_CNN=${SEED_CNN-stn mobilevit_xxs mobilevit_xs mobilevit_s}
+for m in $SEED_CNN; do
+  if [ ! -f "$DIR/$m.legacy.pth" ]; then
+    "$PYTHON" Tools/make_model_fixtures.py --full "$DIR" --only "$m"
+  fi
+  files="$m.weights.safetensors $m.pth $m.legacy.pth"
+  case $m in mobilevit_*) files="$files $m.vit-pytorch.safetensors";; esac
+  for f in $files; do
+    echo "== $m from $f"
+    $W verify --model "$m" --weights "$DIR/$f" --reference "$DIR/$m.reference.safetensors" | grep -v "^  " || status=1
+  done
+done
 
 [ $status -eq 0 ] && echo "full-size parity: PASS" || echo "full-size parity: FAIL"
 exit $status
