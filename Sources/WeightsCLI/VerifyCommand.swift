@@ -17,6 +17,9 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Model name (see `weights models`).")
     var model: String
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Model option KEY=VALUE (repeatable; see `weights models`).", valueName: "KEY=VALUE"))
+    var config: [String] = []
+
     @Option(name: .long, help: "Checkpoint file; repeat to load several in order.")
     var weights: [String] = []
 
@@ -45,7 +48,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        var m = try ModelRegistry.make(name: model)
+        var m = try ModelRegistry.make(name: model, config: config)
         let report: LoadReport
         do {
             report = try m.load(weights, options: LoadOptions(mapping: MappingChoice(mapping), policy: policy.policy))
