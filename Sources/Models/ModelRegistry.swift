@@ -49,6 +49,8 @@ public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         ResNet.family,
         VisionTransformer.family,
+        STN.family,
+        MobileViT.family,
     ]
 
     /// One named configuration of a family.
