@@ -196,3 +196,46 @@ extension Conv2d: ReportingSwitch {}
 extension BatchNorm2d: ReportingSwitch {}
 extension Linear: ReportingSwitch {}
 extension LayerNorm: ReportingSwitch {}
+
+/// `nn.Embedding(num, dim)`: `weight` [num, dim]; looks up rows for int64 ids. Ids come from input files, so
+/// models check them with `check(_:input:model:)` in `checkInputValues` before the forward runs.
+public struct Embedding: Module, Sendable {
+    public var weight: FloatTensor
+    public var modulePath = ""
+
+    /// N(0, 1) initialisation (truncated at ±2), PyTorch's scale.
+    public init(_ count: Int, _ dim: Int, rng: inout ParameterInit) {
+        weight = rng.truncatedNormal([count, dim], std: 1)
+    }
+
+    public var count: Int { weight.shape[0] }
+    public var dim: Int { weight.shape[1] }
+
+    public mutating func visitParameters(_ v: inout some ParameterVisitor) {
+        v.tensor("weight", &weight)
+    }
+
+    /// Throws unless every id is in 0..<count.
+    public func check(_ ids: [Int64], input: String, model: String) throws {
+        if let (i, bad) = ids.enumerated().first(where: { $0.element < 0 || $0.element >= Int64(count) }) {
+            throw ModelError.invalidValue(key: input, reason: "model \(model): token id \(bad) at flat index \(i) is outside the vocabulary 0..<\(count)")
+        }
+    }
+
+    /// Rows for `ids` (shape `shape`): a tensor of shape `shape + [dim]`. Ids outside the table give zero rows
+    /// (`check` rejects them before a forward pass).
+    public func callAsFunction(_ ids: [Int64], shape: [Int]) -> FloatTensor {
+        let d = dim, n = count
+        return FloatTensor(shape: shape + [d]) { out in
+            guard d > 0 else { return }
+            for (r, id) in ids.enumerated() {
+                let dst = out.baseAddress! + r * d
+                if id >= 0 && id < Int64(n) {
+                    weight.data.withUnsafeBufferPointer { w in dst.update(from: w.baseAddress! + Int(id) * d, count: d) }
+                } else {
+                    dst.update(repeating: 0, count: d)
+                }
+            }
+        }
+    }
+}

@@ -121,6 +121,9 @@ public protocol Model: Module, Sendable {
     /// Runs on inputs already checked against `inputSpecs` (one per spec, same order), reporting the outputs of
     /// modules that report theirs to `capture`.
     func forwardUnchecked(inputs: [InputTensor], capture: ActivationCapture?) -> [FloatTensor]
+    /// Checks input values beyond dtype and shape (token ids within the vocabulary), before the forward runs.
+    /// Default: nothing to check.
+    func checkInputValues(_ inputs: [InputTensor]) throws
 }
 
 /// A model with one float32 input and one output (image classifiers): implement the single-tensor forward.
@@ -137,6 +140,8 @@ extension SingleInputModel {
 }
 
 extension Model {
+    public func checkInputValues(_ inputs: [InputTensor]) throws {}
+
     /// Input description for messages: `[N, 3, 224, 224]`, or `src [N, S] int64, tgt [N, T] int64` for several.
     public var inputDescription: String {
         inputSpecs.count == 1 && inputSpecs[0].dtype == .float32
@@ -162,6 +167,7 @@ extension Model {
     /// Runs the model on named inputs after validating them; returns the outputs in `outputSpecs` order.
     public func forward(inputs: [InputTensor], capture: ActivationCapture? = nil) throws -> [FloatTensor] {
         try validate(inputs: inputs)
+        try checkInputValues(inputs)
         return forwardUnchecked(inputs: inputs, capture: capture)
     }
 
