@@ -29,10 +29,18 @@ final class SeedCNNLoadingTests: XCTestCase {
         try checkMobileViT("mobilevit_tiny.vit-pytorch.safetensors", table: "mobilevit.vit-pytorch")
     }
 
-    func testSTNSeedLayout() throws {
+    /// Two outputs (`output.0` the transformed image, `output.1` the logits), each compared and reported.
+    func testSTNSeedLayoutVerifiesBothOutputs() throws {
         var model = try ModelRegistry.make(name: "stn_tiny")
         let report = try model.load([modelFixture("stn_tiny.weights.safetensors")], options: LoadOptions(policy: .strict))
         XCTAssertEqual(report.files.map(\.table), ["stn.seed"])
         XCTAssertEqual(report.applied.count, model.parameterKeys.count)
+        let result = try Verifier.verify(model, reference: try ReferenceSet.load(modelFixture("stn_tiny.reference.safetensors")))
+        XCTAssertEqual(result.outputs.count, 2)
+        XCTAssertTrue(result.passed, "\(result.outputs.map { "max|Δ| \($0.maxAbsError) vs \($0.maxAbsReference)" })")
+        XCTAssertNil(result.firstDivergence)
+        // A model that was not loaded fails (the comparison can fail).
+        let unloaded = try ModelRegistry.make(name: "stn_tiny", seed: 7)
+        XCTAssertFalse(try Verifier.verify(unloaded, reference: try ReferenceSet.load(modelFixture("stn_tiny.reference.safetensors"))).passed)
     }
 }
