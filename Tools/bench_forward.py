@@ -2,7 +2,7 @@
 """Forward-pass benchmark: the Swift models (`weights bench`) against PyTorch on this CPU, in one run.
 
 For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input (256×256 for
-the vit-pytorch ViTs and SimpleViT at seed 000's configuration), on both
+MobileViT and for the vit-pytorch ViTs and SimpleViT at seed 000's configuration), on both
 sides, and prints the medians and the ratio Swift / PyTorch (lower is better; < 1 means Swift is faster).
 PyTorch runs with its default thread count (torch.get_num_threads()), in eval mode under inference_mode, with
 the same architecture definitions as Tools/make_model_fixtures.py (torchvision's resnet18 and resnet50; the seed's
@@ -28,10 +28,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LUCIDRAINS = {"lucidrains_vit": "Seed004ViT", "lucidrains_vit_prenorm": "Seed000ViT", "simple_vit": "SimpleViT", "crate": "CRATE"}
 
 
-def input_side(name):
-    return 256 if name in LUCIDRAINS and name != "crate" else 224
-
-
 def torch_model(name):
     import torch
     import torchvision
@@ -47,7 +43,16 @@ def torch_model(name):
     import make_model_fixtures as f
     if name == "resnet18_cbam":
         return f.ResNet([2, 2, 2, 2], cbam=True)
+    if name.startswith("mobilevit_"):
+        import seed_cnn_models as s
+        return s.MobileViT((256, 256), num_classes=1000, **s.MOBILEVIT_CONFIGS[name])
     return f.VisionTransformer(**f.VIT_CONFIGS[name])
+
+
+def input_side(name):
+    """The input side a model is benchmarked at (its registry entry's): 256 for MobileViT and the vit-pytorch
+    models at seed 000's configuration (not CRATE), else 224."""
+    return 256 if name.startswith("mobilevit_") or (name in LUCIDRAINS and name != "crate") else 224
 
 
 def torch_median(name, batch, runs):

@@ -50,6 +50,8 @@ public enum ModelRegistry {
         ResNet.family,
         SENet.family,
         VisionTransformer.family,
+        STN.family,
+        MobileViT.family,
         LucidrainsViT.currentFamily, LucidrainsViT.prenormFamily, SimpleViT.family, CRATE.family,
     ]
 
