@@ -41,7 +41,7 @@ final class MappingTableTests: XCTestCase {
         let dir = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("../../Mappings")
         let catalog = try MappingCatalog.load(directory: dir)
         XCTAssertEqual(Set(catalog.tables.map(\.name)), ["resnet.torchvision", "resnet_cbam.torchvision-merge", "resnet.h5-groups",
-                                                         "vit.timm", "vit.jax-npz", "vit.hf-transformers"])
+                                                         "vit.timm", "vit.jax-npz", "vit.hf-transformers", "senet.seed"])
         // The copy compiled into the binary is byte-for-byte the folder (rerun Tools/embed_mappings.py if not).
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }.sorted()
         XCTAssertEqual(BundledMappings.files.map(\.name), files)
