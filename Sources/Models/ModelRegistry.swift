@@ -49,6 +49,7 @@ public enum ModelRegistry {
     public static let families: [ModelFamily] = [
         ResNet.family,
         VisionTransformer.family,
+        AnnotatedTransformer.family,
     ]
 
     /// One named configuration of a family.
