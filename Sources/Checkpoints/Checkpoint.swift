@@ -2,6 +2,13 @@
 public enum Checkpoint {
     /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
     public static func open(_ path: String) throws -> StateDict {
+        let faults = MappingGuard.faultCount
+        let sd = try openUnchecked(path)
+        try MappingGuard.check(since: faults)  // the file shrank while mapped: what was read may be zeros
+        return sd
+    }
+
+    private static func openUnchecked(_ path: String) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             try read(format, path: path)
