@@ -24,6 +24,7 @@ shows up in the outputs.
 """
 import argparse
 import copy
+import json
 import math
 import os
 import platform
@@ -470,6 +471,20 @@ TINY_SEPVIT = dict(num_classes=10, dim=8, dim_head=8, heads=(1, 2, 2), depth=(1,
 LITE_SEPVIT = dict(num_classes=1000, dim=32, dim_head=32, heads=(1, 2, 4, 8), depth=(1, 2, 6, 2), window_size=7)
 
 
+def write_specs(path):
+    """Key, shape and dtype of every tensor of the registered full-size models at their default options (meta device),
+    in state_dict() order — RegistrationTests compares the Swift listing with it."""
+    specs = {}
+    with torch.device("meta"):
+        models = {"annotated_transformer": make_model(11, 11),
+                  "d2l_vit": Vit(224, 16, 2, 4, 0.2, 10)}
+        for name, m in models.items():
+            specs[name] = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in m.state_dict().items()]
+    with open(path, "w") as f:   # one tensor per line
+        f.write("{\n" + ",\n".join(json.dumps(name) + ": [\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]"
+                                    for name, rows in sorted(specs.items())) + "\n}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", metavar="DIR")
@@ -485,6 +500,7 @@ def main():
         write_d2l("d2l_vit", args.full, gen, dict(img_size=224, patch_size=16, blocks=2, heads=4, classes=10), 2, True)
         write_sepvit("sepvit_lite", args.full, gen, LITE_SEPVIT, 224, 2, True)
         return
+    write_specs(os.path.join(FIXTURES, "seq_full_size_specs.json"))
     write_transformer("annotated_transformer_tiny", FIXTURES, gen, TINY_TRANSFORMER, 3, 7, 6, False)
     write_d2l("d2l_vit_tiny", FIXTURES, gen, TINY_D2L, 2, False)
     write_sepvit("sepvit_tiny", FIXTURES, gen, TINY_SEPVIT, 112, 1, False)

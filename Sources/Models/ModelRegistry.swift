@@ -51,6 +51,7 @@ public enum ModelRegistry {
         SENet.family,
         VisionTransformer.family,
         AnnotatedTransformer.family,
+        D2LViT.family,
     ]
 
     /// One named configuration of a family.

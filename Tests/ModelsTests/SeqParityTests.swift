@@ -110,3 +110,27 @@ final class SeqParityTests: XCTestCase {
         XCTAssertEqual(d.parameterCount, 56_436_544)  // sum(p.numel() for p in make_model(8000, 8000).parameters())
     }
 }
+
+extension SeqParityTests {
+    func testD2LViTTinyMatchesPyTorch() throws {
+        var model = try ModelRegistry.make(name: "d2l_vit", config: ["img_size=16", "patch_size=4", "blocks=2", "heads=4", "classes=10"], seed: 3)
+        try load(&model, fixture: "d2l_vit_tiny")
+        XCTAssertEqual(model.activationPaths, ["patch", "pos", "transformer.transformer.transformer0", "transformer.transformer.transformer1",
+                                               "transformer", "mlphead"])
+        let ref = try SafetensorsFixture(named: "d2l_vit_tiny.reference")
+        try checkOutputs(model, inputs: [.float32(try ref.floats("input"))], reference: ref)
+    }
+
+    func testD2LViTDefaults() throws {
+        let d = try ModelRegistry.entry("d2l_vit").describe()
+        let specs = Dictionary(uniqueKeysWithValues: d.parameterSpecs.map { ($0.key, $0.shape) })
+        XCTAssertEqual(specs["patch.conv.weight"], [768, 3, 16, 16])
+        XCTAssertEqual(specs["pos.pos_emb"], [1, 197, 768])
+        XCTAssertEqual(specs["transformer.transformer.transformer1.Attention.W_o.weight"], [768, 768])
+        XCTAssertNil(specs["transformer.transformer.transformer1.Attention.W_o.bias"])
+        XCTAssertEqual(specs["mlphead.weight"], [10, 768])
+        XCTAssertThrowsError(try ModelRegistry.make(name: "d2l_vit", config: ["img_size=20"])) { e in
+            XCTAssertTrue("\(e)".contains("multiple of patch_size"), "\(e)")
+        }
+    }
+}
