@@ -52,6 +52,8 @@ public enum ModelRegistry {
         VisionTransformer.family,
         STN.family,
         MobileViT.family,
+        AnnotatedTransformer.family,
+        D2LViT.family,
         LucidrainsViT.currentFamily, LucidrainsViT.prenormFamily, SimpleViT.family, CRATE.family,
     ]
 

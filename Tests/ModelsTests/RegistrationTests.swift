@@ -8,11 +8,12 @@ final class RegistrationTests: XCTestCase {
     /// Full-size configurations PyTorch lists (Fixtures/full_size_specs.json: torchvision resnet18/34, the seed's
     /// CBAM-ResNets and ViTs built on the meta device) — keys, shapes, dtypes and order must equal ours.
     func testNamedModelsMatchPyTorchStateDictLayout() throws {
-        // One file per generator: full_size_specs.json (make_model_fixtures.py), lucidrains_full_size_specs.json, …
-        let first = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
-        let dir = first.deletingLastPathComponent()
-        let urls = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix("full_size_specs.json") }
-            .map { dir.appendingPathComponent($0) }
+        // full_size_specs.json (Tools/make_model_fixtures.py) plus any other `*full_size_specs.json` (e.g.
+        // seq_full_size_specs.json from Tools/make_seq_fixtures.py), merged.
+        let main = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
+        let dir = main.deletingLastPathComponent()
+        let urls = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            .filter { $0.hasSuffix("full_size_specs.json") }.map { dir.appendingPathComponent($0) }
         var json: [String: [[Any]]] = [:]
         for url in urls {
             let part = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [[Any]]])
