@@ -1,25 +1,34 @@
 /// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it.
 public enum Checkpoint {
     /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
-    public static func open(_ path: String) throws -> StateDict {
+    /// `options` holds the CRC and output-size checks (see `ReadOptions`).
+    public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
+            let sd: StateDict
             switch format {
-            case .pytorchZip: return try PyTorchZipReader.read(path: path)
-            case .pytorchLegacy: return try PyTorchLegacyReader.read(path: path)
-            case .safetensors: return try SafetensorsReader.read(path: path)
-            case .hdf5: return try HDF5Reader.read(path: path)
-            case .npy: return try NumpyReader.readNPY(path: path)
-            case .npz: return try NumpyReader.readNPZ(path: path)
+            case .pytorchZip: sd = try PyTorchZipReader.read(path: path, options: options)
+            case .pytorchLegacy: sd = try PyTorchLegacyReader.read(path: path)
+            case .safetensors: sd = try SafetensorsReader.read(path: path)
+            case .hdf5: sd = try HDF5Reader.read(path: path)
+            case .npy: sd = try NumpyReader.readNPY(path: path)
+            case .npz: sd = try NumpyReader.readNPZ(path: path, options: options)
             }
+            try options.checkOutputSize(sd, fileSize: fileSize(path))
+            return sd
         }
     }
 
     /// Reads `path` and, if `key` is given, keeps only the subtree under it.
-    public static func open(_ path: String, key: String?) throws -> StateDict {
-        let sd = try open(path)
+    public static func open(_ path: String, key: String?, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        let sd = try open(path, options: options)
         guard let key, !key.isEmpty else { return sd }
         return try sd.subtree(key)
+    }
+
+    static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
     /// Identifies the format from the first bytes (and, for zips, the member names).

@@ -38,6 +38,12 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
     var sync = false
 
+    @Flag(name: .customLong("verify-crc"), help: "Also check the CRC-32 of zip members copied without decoding (reads them once more; members read into memory are always checked).")
+    var verifyCRC = false
+
+    @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
+    var maxOutputBytes: ByteCount?
+
     func run() throws {
         let outPath = output ?? Self.defaultOutput(for: input, to: to)
         let fm = FileManager.default
@@ -47,7 +53,7 @@ struct ConvertCommand: ParsableCommand {
         if fm.fileExists(atPath: outPath) && !force {
             throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
         }
-        let source = try Checkpoint.open(input, key: key)
+        let source = try Checkpoint.open(input, key: key, options: ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes))
         let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: model)
         let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
         var meta = Self.provenance(source, key: key)
