@@ -86,7 +86,11 @@ extension MappingTable {
                 let entries = sourceKeys.compactMap { byName[$0] }
                 guard entries.count == sourceKeys.count else { continue }  // incomplete group: stays unused
                 let targetKeys = try rule.targets.map { try $0.instantiate(bindings) }
-                let built = try MappingTable.build(rule, entries, targetKeys)
+                let built: [TensorEntry]
+                do { built = try MappingTable.build(rule, entries, targetKeys) } catch var e as MappingError {
+                    e.message = "\(sd.file): " + e.message   // the input too, not only the rule
+                    throw e
+                }
                 for (key, entry) in zip(targetKeys, built) { try add(key, sourceKeys, rule.location, entry) }
                 claimed.formUnion(sourceKeys)
             }

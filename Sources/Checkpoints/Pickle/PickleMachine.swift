@@ -15,7 +15,7 @@ struct PickleLimits: Sendable {
     /// hash for hours).
     var maxHashedBytes = 512 << 20
     /// Bytes of strings and bytes built by calls (`_codecs.encode`, `bytes(…)`, `torch.device(…)` on memoised strings).
-    var maxBuiltBytes = 512 << 20
+    var maxBuiltBytes = 256 << 20
 
     static let standard = PickleLimits()
 }

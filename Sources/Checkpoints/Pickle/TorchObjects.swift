@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// The allowlist: the globals the pickle machine understands, and what calling them means. Nothing here imports
@@ -294,6 +295,7 @@ enum TorchGlobals {
         case .string(let s)?:
             let enc = args.count > 1 ? (args[1].stringValue ?? "").lowercased() : "utf-8"
             if enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1" {
+                if let d = s.data(using: .isoLatin1) { return .bytes([UInt8](d)) }
                 var out: [UInt8] = []
                 for u in s.unicodeScalars {
                     guard u.value < 256 else { return .string(s) }
