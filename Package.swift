@@ -32,7 +32,7 @@ let package = Package(
         ]),
         .executableTarget(name: "weights", dependencies: ["WeightsCLI"]),
 
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "Checkpoints"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "TensorCore"], exclude: ["FuzzCrashes"], resources: [.copy("Fixtures")]),
         .testTarget(name: "WeightMappingTests", dependencies: ["WeightMapping", "Checkpoints", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "TensorCore", "Checkpoints"], resources: [.copy("Fixtures")]),

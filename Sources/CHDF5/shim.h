@@ -1,6 +1,11 @@
 #ifndef WEIGHTS_CHDF5_SHIM_H
 #define WEIGHTS_CHDF5_SHIM_H
 #include <hdf5.h>
+#include <zlib.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
 // HDF5's H5T_NATIVE_* and H5P_DEFAULT-style macros expand to calls or globals that
 // Swift cannot import; expose them as functions.
@@ -35,4 +40,54 @@ static inline hid_t weights_h5e_default(void) { return H5E_DEFAULT; }
 static inline unsigned weights_h5f_acc_rdonly(void) { return H5F_ACC_RDONLY; }
 static inline unsigned weights_h5f_acc_trunc(void) { return H5F_ACC_TRUNC; }
 static inline size_t weights_h5t_variable(void) { return H5T_VARIABLE; }
+
+// Added for the HDF5 isolation (Sources/Checkpoints/HDF5Isolation.swift, HDF5Chunks.swift).
+static inline hsize_t weights_haddr_undef(void) { return HADDR_UNDEF; }
+
+// The number of bytes a zlib stream (what HDF5's deflate filter writes) inflates to, counted without keeping them;
+// limit + 1 once it exceeds `limit`; -1 if the stream is corrupt or ends early. Mirrors libhdf5's own decoding
+// (inflateInit, inflate until Z_STREAM_END).
+static inline long long weights_inflated_size(const unsigned char *src, size_t n, unsigned long long limit) {
+    z_stream z = {0};
+    unsigned char scratch[65536];
+    if (inflateInit(&z) != Z_OK) return -1;
+    z.next_in = (unsigned char *)src;
+    z.avail_in = (uInt)(n > 0xFFFFFFFFu ? 0xFFFFFFFFu : n);
+    unsigned long long total = 0;
+    for (;;) {
+        z.next_out = scratch;
+        z.avail_out = sizeof scratch;
+        int status = inflate(&z, Z_NO_FLUSH);
+        total += sizeof scratch - z.avail_out;
+        if (total > limit) { inflateEnd(&z); return (long long)limit + 1; }
+        if (status == Z_STREAM_END) break;
+        if (status != Z_OK) { inflateEnd(&z); return -1; }
+    }
+    inflateEnd(&z);
+    return (long long)total;
+}
+
+// In a forked child: closes every descriptor from 3 up except `keep1` and `keep2` (so that the child holds no
+// copy of another child's pipe ends). close_range where the kernel has it, else a walk over /proc/self/fd.
+static inline void weights_close_other_fds(int keep1, int keep2) {
+    int lo = keep1 < keep2 ? keep1 : keep2, hi = keep1 < keep2 ? keep2 : keep1;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3u, (unsigned)(lo - 1), 0u) == 0 || lo <= 3) {
+        int ok = 1;
+        if (hi - lo > 1 && syscall(SYS_close_range, (unsigned)(lo + 1), (unsigned)(hi - 1), 0u) != 0) ok = 0;
+        if (ok && syscall(SYS_close_range, (unsigned)(hi + 1), ~0u, 0u) == 0) return;
+    }
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return;
+    int dfd = dirfd(d);
+    struct dirent *e;
+    int fds[4096]; int count = 0;
+    while ((e = readdir(d)) != NULL && count < 4096) {
+        int fd = atoi(e->d_name);
+        if (fd >= 3 && fd != keep1 && fd != keep2 && fd != dfd) fds[count++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < count; i++) close(fds[i]);
+}
 #endif

@@ -5,15 +5,7 @@ public enum Checkpoint {
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
-            let sd: StateDict
-            switch format {
-            case .pytorchZip: sd = try PyTorchZipReader.read(path: path, options: options)
-            case .pytorchLegacy: sd = try PyTorchLegacyReader.read(path: path)
-            case .safetensors: sd = try SafetensorsReader.read(path: path)
-            case .hdf5: sd = try HDF5Reader.read(path: path)
-            case .npy: sd = try NumpyReader.readNPY(path: path)
-            case .npz: sd = try NumpyReader.readNPZ(path: path, options: options)
-            }
+            let sd = try read(format, path: path, options: options)
             try options.checkOutputSize(sd, fileSize: fileSize(path))
             return sd
         }
@@ -26,46 +18,51 @@ public enum Checkpoint {
         return try sd.subtree(key)
     }
 
+    /// Identifies the format from the first bytes (and, for zips, the member names).
+    ///
+    /// Polyglots: libhdf5 finds an HDF5 superblock at byte 0, 512, 1024, 2048, … (the bytes before it are a "user
+    /// block"), so one file can be a valid safetensors, `.npy`, legacy `.pth` or zip file and a valid HDF5 file at
+    /// once. A file whose first bytes claim another format is read as that format; if it also holds an HDF5
+    /// superblock further on, it must then read as that format, or it is refused as ambiguous. An HDF5 superblock
+    /// after a user block is accepted only when the first bytes claim no other format (see `headClaim`), and
+    /// `HDF5Reader` refuses the other cases itself.
+    public static func sniff(_ path: String) throws -> CheckpointFormat {
+        let file = try MappedFile(path: path)
+        let b = file.bytes
+        guard b.count > 0 else { throw CheckpointError("file is empty", file: path) }
+        let claim = headClaim(b)
+        if claim == .hdf5 { return .hdf5 }
+        let superblock = hdf5SignatureOffset(b)
+        guard let claim else {
+            if superblock != nil { return .hdf5 }
+            throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy or .npz); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
+        }
+        let format = try claim.format(path: path)
+        if let superblock {
+            // Both readings are possible: the file must really be what its first bytes say.
+            do {
+                _ = try read(format, path: path)
+            } catch let e as CheckpointError {
+                throw CheckpointError("ambiguous file (a polyglot?): it starts as \(format.rawValue) but does not read as one (\(e.message)), and holds an HDF5 superblock at byte \(superblock); refused", file: path)
+            }
+        }
+        return format
+    }
+
     static func fileSize(_ path: String) -> Int {
         var st = stat()
         return stat(path, &st) == 0 ? Int(st.st_size) : 0
     }
 
-    /// Identifies the format from the first bytes (and, for zips, the member names).
-    public static func sniff(_ path: String) throws -> CheckpointFormat {
-        let file = try MappedFile(path: path)
-        let b = file.bytes
-        guard b.count > 0 else { throw CheckpointError("file is empty", file: path) }
-        func starts(_ magic: [UInt8], at offset: Int = 0) -> Bool {
-            guard b.count >= offset + magic.count else { return false }
-            for (i, m) in magic.enumerated() where b[offset + i] != m { return false }
-            return true
+    static func read(_ format: CheckpointFormat, path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        switch format {
+        case .pytorchZip: return try PyTorchZipReader.read(path: path, options: options)
+        case .pytorchLegacy: return try PyTorchLegacyReader.read(path: path)
+        case .safetensors: return try SafetensorsReader.read(path: path)
+        case .hdf5: return try HDF5Reader.read(path: path)
+        case .npy: return try NumpyReader.readNPY(path: path)
+        case .npz: return try NumpyReader.readNPZ(path: path, options: options)
         }
-        if starts([0x50, 0x4B, 0x03, 0x04]) || starts([0x50, 0x4B, 0x05, 0x06]) {
-            let zip = try ZipArchive(path: path)
-            if zip.members.contains(where: { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }) { return .pytorchZip }
-            if !zip.members.isEmpty && zip.members.allSatisfy({ $0.name.hasSuffix(".npy") }) { return .npz }
-            throw CheckpointError("zip archive holds neither a PyTorch data.pkl nor only .npy members", file: path)
-        }
-        // HDF5: signature at 0 or at a user-block offset 512, 1024, 2048, ...
-        let hdf5: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
-        var off = 0
-        while off + 8 <= b.count {
-            if starts(hdf5, at: off) { return .hdf5 }
-            off = off == 0 ? 512 : off * 2
-        }
-        if starts([0x93] + Array("NUMPY".utf8)) { return .npy }
-        // Legacy torch.save: a pickle (PROTO opcode 0x80) whose first object is the magic number 0x1950a86a20f9469cfc6c (LONG1).
-        if starts([0x80]) && b.count >= 3 && b[2] == 0x8A { return .pytorchLegacy }
-        // ... or, written with pickle protocol 0 or 1, that number as text.
-        if starts(Array("L119547037146038801333356".utf8)) { return .pytorchLegacy }
-        // safetensors: u64 header length, then a JSON object.
-        if b.count >= 9 {
-            let n = b.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
-            if b[8] == UInt8(ascii: "{") && n >= 2 { return .safetensors }
-        }
-        if starts([0x80]) { return .pytorchLegacy }
-        throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy or .npz); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
     }
 }
 

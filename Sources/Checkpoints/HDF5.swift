@@ -24,10 +24,11 @@ import TensorCore
 public enum HDF5Reader {
     public static func read(path: String) throws -> StateDict {
         H5.prepare()
-        // The structure walk runs in a child process (see HDF5Isolation.swift): libhdf5 can crash on corrupt files.
-        let walk = try H5Isolation.walk(path: path)
-        // The same open succeeded in the child; it is repeated here for the lazy loaders.
-        let file = try H5.locked { try H5File(path: path) }
+        try requireSuperblockAtStart(path: path)
+        // libhdf5 runs in a child process (see HDF5Isolation.swift): it can crash on corrupt files. The child that
+        // walked the structure stays to serve the loads; in-process (debugging), the file is opened here again.
+        let (walk, server) = try H5Isolation.walk(path: path)
+        let file = server == nil ? try H5.locked { try H5File(path: path) } : nil
         var tensors = walk.datasets
         var metadata = walk.metadata
         if let keras = HDF5Keras.rename(&tensors, stringAttributes: walk.stringAttributes) {
@@ -44,7 +45,8 @@ public enum HDF5Reader {
             let inFile = d.verbatimOffset >= 0 && d.verbatimOffset <= fileSize - d.byteCount
             let span = inFile ? source.map { FileSpan(file: $0, offset: d.verbatimOffset, count: d.byteCount) } : nil
             return TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: d.hdfPath + d.plan.note, span: span) {
-                try H5.locked { try d.load(file) }
+                if let server { return try server.load(d) }
+                return try H5.locked { try d.load(file!) }
             }
         }
         return StateDict(format: .hdf5, file: path, tensors: entries, metadata: metadata)
@@ -72,6 +74,8 @@ final class H5File: @unchecked Sendable {
         if fapl >= 0 {
             // Reading needs no lock; without this, opening fails on file systems without flock.
             _ = H5Pset_file_locking(fapl, false, true)
+            // The plain POSIX driver, whatever the superblock's driver block says: no family, split or multi files.
+            _ = H5Pset_fapl_sec2(fapl)
         }
         let id = H5Fopen(path, weights_h5f_acc_rdonly(), fapl >= 0 ? fapl : weights_h5p_default())
         guard id >= 0 else {
@@ -123,6 +127,11 @@ struct H5Dataset: Sendable {
         guard ds >= 0 else { throw fail("cannot open") }
         defer { H5Dclose(ds) }
         guard byteCount > 0 else { return Tensor(dtype: dtype, shape: shape, bytes: []) }
+        // Checked again at load time: the walk's answer is about the file as it was then.
+        try CheckpointError.withContext(file: file.path, key: name) {
+            try H5Checks.requireLocalStorage(ds, hdfPath: hdfPath)
+            try H5Checks.requireWholeChunks(ds, hdfPath: hdfPath)
+        }
         let count = byteCount / dtype.byteSize
 
         func read(into buf: UnsafeMutableRawPointer, memType: hid_t) throws {
@@ -238,10 +247,12 @@ struct H5Walker {
             guard H5Lget_info(group, name, &linfo, weights_h5p_default()) >= 0 else {
                 throw CheckpointError("HDF5 link '\(childPath)': unreadable: \(H5.lastError())")
             }
-            if linfo.type != H5L_TYPE_HARD {
-                let kind = linfo.type == H5L_TYPE_SOFT ? "soft" : linfo.type == H5L_TYPE_EXTERNAL ? "external" : "user-defined"
-                metadata.append(MetadataEntry(name: Self.dotted(childPath), value: .string("<\(kind) link, not followed>")))
+            if linfo.type == H5L_TYPE_SOFT {
+                metadata.append(MetadataEntry(name: Self.dotted(childPath), value: .string("<soft link, not followed>")))
                 continue
+            }
+            guard linfo.type == H5L_TYPE_HARD else {
+                throw H5Checks.linkRefusal(group, name: name, info: linfo, hdfPath: childPath)
             }
             let obj = H5Oopen(group, name, weights_h5p_default())
             guard obj >= 0 else { throw CheckpointError("HDF5 object '\(childPath)': cannot open: \(H5.lastError())") }
@@ -258,6 +269,8 @@ struct H5Walker {
         func fail(_ what: String) -> CheckpointError {
             CheckpointError("HDF5 dataset '\(hdfPath)': \(what)", key: Self.dotted(hdfPath))
         }
+        // Before anything else (even the dataspace of a virtual dataset may open its source files).
+        try CheckpointError.withContext(key: Self.dotted(hdfPath)) { try H5Checks.requireLocalStorage(ds, hdfPath: hdfPath) }
         let type = H5Dget_type(ds)
         guard type >= 0 else { throw fail("cannot read its datatype: \(H5.lastError())") }
         defer { H5Tclose(type) }
@@ -268,6 +281,7 @@ struct H5Walker {
         let cls = H5Tget_class(type)
 
         if cls == H5T_STRING {
+            try CheckpointError.withContext(key: name) { try H5Checks.requireWholeChunks(ds, hdfPath: hdfPath) }
             let values = try CheckpointError.withContext(key: name) {
                 try H5.readValues(type: type, space: space) { H5Dread(ds, $0, weights_h5s_all(), weights_h5s_all(), weights_h5p_default(), $1) }
             }

@@ -5,17 +5,26 @@ import Darwin
 #endif
 import TensorCore
 
-/// Runs the HDF5 structure walk (open, groups, datatypes, dataspaces, attributes) in a forked child process.
+/// Runs every libhdf5 call on an input file in a forked child process: first the structure walk (open, groups,
+/// datatypes, dataspaces, attributes), then, in the same child, each dataset read that a tensor load asks for.
 ///
-/// libhdf5 1.10 is not robust against corrupt files: a few flipped bytes in an object header or a global heap make
-/// it dereference wild pointers (seen in `H5A__attr_release_table` and `H5HG_read`) or loop forever. In a child,
-/// such a crash or hang becomes one clear error instead of killing the caller. The child sends back the walk's
-/// result (or its `CheckpointError`) through a pipe in a small length-prefixed encoding and exits with `_exit`.
-/// A hang is ended by `alarm` in the child. The child never takes `H5.lock` (its owning thread does not exist after
-/// `fork`); the parent holds the lock across `fork` so that no other thread of ours is inside libhdf5 at that moment.
+/// libhdf5 1.10 is not robust against corrupt files: a few flipped bytes in an object header, a global heap or a
+/// chunk make it dereference wild pointers (seen in `H5A__attr_release_table`, `H5HG_read` and `H5Dread`), allocate
+/// without bound or loop forever. In a child, such a crash or hang becomes one clear error instead of killing the
+/// caller (and leaving its temporary output behind). Parent and child talk over a Unix socket pair in small
+/// length-prefixed messages (`send` with `MSG_NOSIGNAL`, so a dead child is an error, never a SIGPIPE): the walk's
+/// result (or its `CheckpointError`), then one request per load (the dataset's description) answered by the tensor's
+/// bytes (or an error). The child serves until the parent closes its end (the last loader is gone), then leaves with
+/// `_exit`. Each walk and each read runs under `alarm` (a hang ends it) and an address-space limit (`RLIMIT_AS`: the
+/// child's size at fork plus 2 GiB for the walk, plus 1 GiB and three times the dataset for a read). If the child
+/// dies during a read, that load fails and the next one starts a fresh child.
 ///
-/// Set `WEIGHTS_HDF5_IN_PROCESS=1` to walk in-process instead (debugging; a corrupt file may then crash), and
-/// `WEIGHTS_HDF5_TIME_LIMIT=S` to change the child's time limit.
+/// The child closes every inherited descriptor but its socket (a sibling child holding this one's socket would keep
+/// a crash from being seen), never takes `H5.lock` (its owning thread does not exist after `fork`); the parent holds
+/// the lock across `fork` so that no other thread of ours is inside libhdf5 at that moment.
+///
+/// Set `WEIGHTS_HDF5_IN_PROCESS=1` to run libhdf5 in-process instead (debugging; a corrupt file may then crash), and
+/// `WEIGHTS_HDF5_TIME_LIMIT=S` to change the child's time limit per walk and per dataset.
 enum H5Isolation {
     struct Walk {
         var datasets: [H5Dataset]
@@ -23,99 +32,96 @@ enum H5Isolation {
         var stringAttributes: [String: [String: [String]]]
     }
 
-    /// Seconds the child may take before it is stopped: 15, or `WEIGHTS_HDF5_TIME_LIMIT` (1…3600) when set. A real
-    /// file of 10^5 objects walks in about a second; the limit only ends libhdf5's spins on corrupt files, which
-    /// used to cost a full minute.
+    /// Seconds the child may take for the walk, and for each dataset read, before it is stopped: 15, or
+    /// `WEIGHTS_HDF5_TIME_LIMIT` (1…3600) when set. A real file of 10^5 objects walks in about a second; the limit
+    /// only ends libhdf5's spins on corrupt files, which used to cost a full minute.
     static let timeLimit: UInt32 = {
         if let s = getenv("WEIGHTS_HDF5_TIME_LIMIT").map({ String(cString: $0) }), let n = UInt32(s), (1...3600).contains(n) { return n }
         return 15
     }()
 
-    static func walk(path: String) throws -> Walk {
-        if getenv("WEIGHTS_HDF5_IN_PROCESS") != nil {
-            return try H5.locked { try walkHere(path: path, underLock: true) }
+    static var inProcess: Bool { getenv("WEIGHTS_HDF5_IN_PROCESS") != nil }
+
+    /// Walks `path` in a child that then stays to serve loads (nil in-process).
+    static func walk(path: String) throws -> (Walk, H5Server?) {
+        if inProcess {
+            return (try H5.locked { try walkHere(path: path, underLock: true).0 }, nil)
         }
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else {
-            return try H5.locked { try walkHere(path: path, underLock: true) }
-        }
-        H5.lock.lock()
-        let pid = fork()
-        if pid != 0 { H5.lock.unlock() } // the child never touches the lock again
-        if pid < 0 {
-            close(fds[0]); close(fds[1])
-            return try H5.locked { try walkHere(path: path, underLock: true) }
-        }
-        if pid == 0 {
-            // Child: walk, send, leave without running atexit handlers.
-            close(fds[0])
-            // A crash here must die quietly: no crash backtrace on the user's terminal.
-            for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT] { signal(sig, SIG_DFL) }
-            let devnull = open("/dev/null", O_WRONLY)
-            if devnull >= 0 { dup2(devnull, 2); close(devnull) }
-            alarm(timeLimit)
-            var out = ByteWriter()
-            do {
-                let w = try walkHere(path: path, underLock: false)
-                out.u8(0)
-                encode(w, into: &out)
-            } catch let e as CheckpointError {
-                out.u8(1)
-                encode(e, into: &out)
-            } catch {
-                out.u8(1)
-                encode(CheckpointError("\(error)", file: path), into: &out)
-            }
-            out.bytes.withUnsafeBytes { b in
-                var done = 0
-                while done < b.count {
-                    let r = write(fds[1], b.baseAddress! + done, b.count - done)
-                    if r < 0 { if errno == EINTR { continue }; break }
-                    done += r
-                }
-            }
-            close(fds[1])
-            _exit(0)
-        }
-        // Parent: read until the child closes the pipe, then reap it.
-        close(fds[1])
-        var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let r = chunk.withUnsafeMutableBytes { read(fds[0], $0.baseAddress!, $0.count) }
-            if r < 0 { if errno == EINTR { continue }; break }
-            if r == 0 { break }
-            received.append(contentsOf: chunk[0..<r])
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let signal = status & 0x7F
-        if signal != 0 && signal != 0x7F {
-            let what = signal == SIGALRM
-                ? "did not finish within \(timeLimit) s (WEIGHTS_HDF5_TIME_LIMIT sets the limit)" : "crashed (signal \(signal))"
-            throw CheckpointError("corrupt HDF5 file: libhdf5 \(what) while reading its structure", file: path)
-        }
-        var reader = ByteReader(bytes: received)
-        do {
-            switch try reader.u8() {
-            case 0: return try decodeWalk(&reader)
-            default: throw try decodeError(&reader)
-            }
-        } catch let e as ByteReader.Truncated {
-            _ = e
-            throw CheckpointError("corrupt HDF5 file: the reading process ended early (exit status \((status >> 8) & 0xFF))", file: path)
-        }
+        let server = H5Server(path: path)
+        let walk = try server.start(walk: true)
+        return (walk!, server)
     }
 
-    /// The walk itself, in whichever process runs it.
-    static func walkHere(path: String, underLock: Bool) throws -> Walk {
+    /// The walk itself, in whichever process runs it; also returns the open file for the reads that follow.
+    static func walkHere(path: String, underLock: Bool) throws -> (Walk, H5File) {
         let file = try H5File(path: path, closeUnderLock: underLock)
         var walker = H5Walker(file: file)
         try CheckpointError.withContext(file: path) {
             try walker.visitGroup(file.id, hdfPath: "/", depth: 0)
         }
-        return Walk(datasets: walker.datasets, metadata: walker.metadata, stringAttributes: walker.stringAttributes)
+        return (Walk(datasets: walker.datasets, metadata: walker.metadata, stringAttributes: walker.stringAttributes), file)
+    }
+
+    // MARK: messages
+
+    /// Sends all of `bytes` (false if the other side is gone).
+    static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let r = Glibc.send(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 20), Int32(MSG_NOSIGNAL))
+            if r < 0 { if errno == EINTR { continue }; return false }
+            done += r
+        }
+        return true
+    }
+
+    static func sendMessage(_ fd: Int32, _ payload: [UInt8]) -> Bool {
+        var header = ByteWriter()
+        header.int(payload.count)
+        return header.bytes.withUnsafeBytes { send(fd, $0) } && payload.withUnsafeBytes { send(fd, $0) }
+    }
+
+    /// Fills `buffer` completely (false on end of stream or error).
+    static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        var done = 0
+        while done < buffer.count {
+            let r = recv(fd, buffer.baseAddress! + done, buffer.count - done, 0)
+            if r < 0 { if errno == EINTR { continue }; return false }
+            if r == 0 { return false }
+            done += r
+        }
+        return true
+    }
+
+    static func receiveCount(_ fd: Int32, limit: Int) -> Int? {
+        var raw = [UInt8](repeating: 0, count: 8)
+        guard raw.withUnsafeMutableBytes({ receive(fd, into: $0) }) else { return nil }
+        var r = ByteReader(bytes: raw)
+        guard let n = try? r.int(), n >= 0, n <= limit else { return nil }
+        return n
+    }
+
+    static func receiveMessage(_ fd: Int32) -> [UInt8]? {
+        guard let n = receiveCount(fd, limit: 1 << 34) else { return nil }
+        var out = [UInt8](repeating: 0, count: n)
+        guard n == 0 || out.withUnsafeMutableBytes({ receive(fd, into: $0) }) else { return nil }
+        return out
+    }
+
+    /// Sets the child's address-space limit to its current size plus `extra` bytes (skipped under a sanitizer,
+    /// whose shadow memory makes the size meaningless).
+    static func limitMemory(extra: Int) {
+        guard let statm = fopen("/proc/self/statm", "r") else { return }
+        defer { fclose(statm) }
+        var pages: UInt = 0
+        guard withUnsafeMutablePointer(to: &pages, { withVaList([$0]) { vfscanf(statm, "%lu", $0) } }) == 1 else { return }
+        let current = Int(clamping: pages).multipliedReportingOverflow(by: Int(sysconf(Int32(_SC_PAGESIZE))))
+        guard !current.overflow, current.partialValue < 1 << 40 else { return }
+        let (limit, o) = current.partialValue.addingReportingOverflow(extra)
+        var rl = rlimit()
+        guard !o, getrlimit(Int32(RLIMIT_AS.rawValue), &rl) == 0 else { return }
+        rl.rlim_cur = min(rlim_t(limit), rl.rlim_max)
+        setrlimit(Int32(RLIMIT_AS.rawValue), &rl)
     }
 
     // MARK: encoding
@@ -159,11 +165,7 @@ enum H5Isolation {
 
     static func encode(_ w: Walk, into out: inout ByteWriter) {
         out.int(w.datasets.count)
-        for d in w.datasets {
-            out.str(d.name); out.str(d.hdfPath); out.str(d.dtype.rawValue)
-            out.int(d.shape.count); for x in d.shape { out.int(x) }
-            out.str(d.plan.memory.rawValue); out.str(d.plan.note); out.int(d.byteCount); out.int(d.verbatimOffset)
-        }
+        for d in w.datasets { encode(d, into: &out) }
         out.int(w.metadata.count)
         for m in w.metadata {
             out.str(m.name)
@@ -191,19 +193,7 @@ enum H5Isolation {
 
     static func decodeWalk(_ r: inout ByteReader) throws -> Walk {
         var w = Walk(datasets: [], metadata: [], stringAttributes: [:])
-        for _ in 0..<(try r.count()) {
-            let name = try r.str(), hdfPath = try r.str()
-            guard let dtype = DType(rawValue: try r.str()) else { throw ByteReader.Truncated() }
-            var shape: [Int] = []
-            for _ in 0..<(try r.count()) { shape.append(try r.int()) }
-            guard let memory = H5ReadPlan.Memory(rawValue: try r.str()) else { throw ByteReader.Truncated() }
-            let note = try r.str()
-            let byteCount = try r.int()
-            var d = H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape,
-                              plan: H5ReadPlan(memory: memory, note: note), byteCount: byteCount)
-            d.verbatimOffset = try r.int()
-            w.datasets.append(d)
-        }
+        for _ in 0..<(try r.count()) { w.datasets.append(try decodeDataset(&r)) }
         for _ in 0..<(try r.count()) {
             let name = try r.str()
             let value: MetaValue
@@ -234,6 +224,26 @@ enum H5Isolation {
             w.stringAttributes[object] = attrs
         }
         return w
+    }
+
+    static func encode(_ d: H5Dataset, into out: inout ByteWriter) {
+        out.str(d.name); out.str(d.hdfPath); out.str(d.dtype.rawValue)
+        out.int(d.shape.count); for x in d.shape { out.int(x) }
+        out.str(d.plan.memory.rawValue); out.str(d.plan.note); out.int(d.byteCount); out.int(d.verbatimOffset)
+    }
+
+    static func decodeDataset(_ r: inout ByteReader) throws -> H5Dataset {
+        let name = try r.str(), hdfPath = try r.str()
+        guard let dtype = DType(rawValue: try r.str()) else { throw ByteReader.Truncated() }
+        var shape: [Int] = []
+        for _ in 0..<(try r.count()) { shape.append(try r.int()) }
+        guard let memory = H5ReadPlan.Memory(rawValue: try r.str()) else { throw ByteReader.Truncated() }
+        let note = try r.str()
+        let byteCount = try r.int()
+        var d = H5Dataset(name: name, hdfPath: hdfPath, dtype: dtype, shape: shape,
+                          plan: H5ReadPlan(memory: memory, note: note), byteCount: byteCount)
+        d.verbatimOffset = try r.int()
+        return d
     }
 
     static func encode(_ e: CheckpointError, into out: inout ByteWriter) {

@@ -3,13 +3,13 @@ import TensorCore
 
 /// `ChannelAttention(in_planes, ratio)`: sigmoid(fc(avg_pool(x)) + fc(max_pool(x))) with the shared
 /// fc = Sequential(Conv2d(C, C//ratio, 1, bias=False), ReLU, Conv2d(C//ratio, C, 1, bias=False)); returns [N, C, 1, 1].
-public struct ChannelAttention: ParameterContainer, Sendable {
+public struct ChannelAttention: Module, Sendable {
     /// `fc.0`: C → C/ratio, 1×1, no bias.
     public var reduce: Conv2d
     /// `fc.2`: C/ratio → C, 1×1, no bias.
     public var expand: Conv2d
 
-    public init(channels: Int, ratio: Int = 16, rng: inout SeededGenerator) {
+    public init(channels: Int, ratio: Int = 16, rng: inout ParameterInit) {
         let hidden = channels / ratio
         reduce = Conv2d(channels, hidden, kernel: 1, bias: false, rng: &rng)
         expand = Conv2d(hidden, channels, kernel: 1, bias: false, rng: &rng)
@@ -38,10 +38,10 @@ public struct ChannelAttention: ParameterContainer, Sendable {
 
 /// `SpatialAttention(kernel_size)`: sigmoid(conv1(cat[mean_c(x), max_c(x)])), conv1 = Conv2d(2, 1, k, padding=k//2,
 /// bias=False); returns [N, 1, H, W].
-public struct SpatialAttention: ParameterContainer, Sendable {
+public struct SpatialAttention: Module, Sendable {
     public var conv1: Conv2d
 
-    public init(kernelSize: Int = 7, rng: inout SeededGenerator) {
+    public init(kernelSize: Int = 7, rng: inout ParameterInit) {
         conv1 = Conv2d(2, 1, kernel: kernelSize, padding: kernelSize / 2, bias: false, rng: &rng)
     }
 

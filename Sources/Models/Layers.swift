@@ -1,18 +1,26 @@
 import TensorCore
 
+/// A module with a single-tensor forward that reports its output (when it is a capture point) through
+/// `report(_:to:)`. `Sequential` chains these.
+public protocol Layer: Module, Sendable {
+    func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor
+}
+
 /// `nn.Conv2d`: `weight` [out, in/groups, kh, kw], optional `bias` [out].
-public struct Conv2d: ParameterContainer, Sendable {
+public struct Conv2d: Layer {
     public var weight: FloatTensor
     public var bias: FloatTensor?
     public var options: Conv2dOptions
+    public var modulePath = ""
+    public var reportsOutput = false
 
     /// PyTorch's default initialisation scale: uniform(±1/√fan_in) for weight and bias.
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                groups: Int = 1, bias: Bool = true, rng: inout SeededGenerator) {
-        let fanIn = inChannels / groups * kernel * kernel
-        let bound = 1 / Float(fanIn).squareRoot()
-        weight = rng.uniformTensor([outChannels, inChannels / groups, kernel, kernel], bound: bound)
-        self.bias = bias ? rng.uniformTensor([outChannels], bound: bound) : nil
+                groups: Int = 1, bias: Bool = true, rng: inout ParameterInit) {
+        let fanIn = inChannels / max(groups, 1) * kernel * kernel
+        let bound = 1 / Float(max(fanIn, 1)).squareRoot()
+        weight = rng.uniform([outChannels, inChannels / max(groups, 1), kernel, kernel], bound: bound)
+        self.bias = bias ? rng.uniform([outChannels], bound: bound) : nil
         options = Conv2dOptions(stride: stride, padding: padding, groups: groups)
     }
 
@@ -26,23 +34,35 @@ public struct Conv2d: ParameterContainer, Sendable {
     public func callAsFunction(_ x: FloatTensor, activation: Epilogue = .none) -> FloatTensor {
         Kernels.conv2d(x, weight: weight, bias: bias, options: options, activation: activation)
     }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
+    }
 }
 
 /// `nn.BatchNorm2d` in inference mode, with torchvision's buffers (`running_mean`, `running_var`,
 /// `num_batches_tracked`). Initialised as PyTorch does: weight 1, bias 0, mean 0, var 1, count 0.
-public struct BatchNorm2d: ParameterContainer, Sendable {
+public struct BatchNorm2d: Layer {
     public var weight: FloatTensor
     public var bias: FloatTensor
     public var runningMean: FloatTensor
     public var runningVar: FloatTensor
     public var numBatchesTracked: Int64 = 0
     public var eps: Float = 1e-5
+    public var modulePath = ""
+    public var reportsOutput = false
+
+    public init(_ channels: Int, eps: Float = 1e-5, rng: inout ParameterInit) {
+        weight = rng.constant([channels], 1)
+        bias = rng.constant([channels], 0)
+        runningMean = rng.constant([channels], 0)
+        runningVar = rng.constant([channels], 1)
+        self.eps = eps
+    }
 
     public init(_ channels: Int) {
-        weight = FloatTensor(shape: [channels], repeating: 1)
-        bias = FloatTensor(shape: [channels], repeating: 0)
-        runningMean = FloatTensor(shape: [channels], repeating: 0)
-        runningVar = FloatTensor(shape: [channels], repeating: 1)
+        var ini = ParameterInit.seeded(0)
+        self.init(channels, rng: &ini)
     }
 
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
@@ -57,12 +77,16 @@ public struct BatchNorm2d: ParameterContainer, Sendable {
         Kernels.batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                           eps: eps, activation: activation)
     }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
+    }
 }
 
-/// A convolution followed by inference batch norm, registered as two sibling modules (`conv1` + `bn1`, or
-/// `downsample.0` + `downsample.1`). The forward pass uses the convolution with the batch norm folded in,
-/// computed once and recomputed only after either layer changes.
-public struct ConvBatchNorm: ParameterContainer, Sendable {
+/// A convolution followed by inference batch norm, registered as two sibling modules (`conv1` + `bn1`,
+/// `downsample.0` + `downsample.1`, or `0` + `1` inside a `Sequential(conv, bn, act)`). The forward pass uses the
+/// convolution with the batch norm folded in, computed once and recomputed only after either layer changes.
+public struct ConvBatchNorm: Module, Sendable {
     public var conv: Conv2d { didSet { folded = DerivedCache() } }
     public var bn: BatchNorm2d { didSet { folded = DerivedCache() } }
     public let convKey: String
@@ -71,6 +95,14 @@ public struct ConvBatchNorm: ParameterContainer, Sendable {
 
     public init(conv: Conv2d, bn: BatchNorm2d, convKey: String, bnKey: String) {
         self.conv = conv; self.bn = bn; self.convKey = convKey; self.bnKey = bnKey
+    }
+
+    /// conv(k×k, stride, padding, no bias) + BatchNorm2d(out), keyed `convKey` / `bnKey`.
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, groups: Int = 1,
+                convKey: String, bnKey: String, rng: inout ParameterInit) {
+        self.init(conv: Conv2d(inChannels, outChannels, kernel: kernel, stride: stride, padding: padding, groups: groups,
+                               bias: false, rng: &rng),
+                  bn: BatchNorm2d(outChannels, rng: &rng), convKey: convKey, bnKey: bnKey)
     }
 
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
@@ -90,15 +122,17 @@ public struct ConvBatchNorm: ParameterContainer, Sendable {
 }
 
 /// `nn.Linear`: `weight` [out, in], optional `bias` [out].
-public struct Linear: ParameterContainer, Sendable {
+public struct Linear: Layer {
     public var weight: FloatTensor
     public var bias: FloatTensor?
+    public var modulePath = ""
+    public var reportsOutput = false
 
     /// Uniform(±1/√in) initialisation, PyTorch's default scale.
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout SeededGenerator) {
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout ParameterInit) {
         let bound = 1 / Float(max(inFeatures, 1)).squareRoot()
-        weight = rng.uniformTensor([outFeatures, inFeatures], bound: bound)
-        self.bias = bias ? rng.uniformTensor([outFeatures], bound: bound) : nil
+        weight = rng.uniform([outFeatures, inFeatures], bound: bound)
+        self.bias = bias ? rng.uniform([outFeatures], bound: bound) : nil
     }
 
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
@@ -109,17 +143,23 @@ public struct Linear: ParameterContainer, Sendable {
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
         Kernels.linear(x, weight: weight, bias: bias)
     }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
+    }
 }
 
 /// `nn.LayerNorm(dim, eps)` over the last dimension; weight 1, bias 0 initially.
-public struct LayerNorm: ParameterContainer, Sendable {
+public struct LayerNorm: Layer {
     public var weight: FloatTensor
     public var bias: FloatTensor
     public var eps: Float
+    public var modulePath = ""
+    public var reportsOutput = false
 
-    public init(_ dim: Int, eps: Float) {
-        weight = FloatTensor(shape: [dim], repeating: 1)
-        bias = FloatTensor(shape: [dim], repeating: 0)
+    public init(_ dim: Int, eps: Float, rng: inout ParameterInit) {
+        weight = rng.constant([dim], 1)
+        bias = rng.constant([dim], 0)
         self.eps = eps
     }
 
@@ -130,5 +170,72 @@ public struct LayerNorm: ParameterContainer, Sendable {
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
         Kernels.layerNorm(x, weight: weight, bias: bias, eps: eps)
+    }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
+    }
+}
+
+extension Module {
+    /// This module with `reportsOutput` on: its output is an activation path (`fc`, `norm`, `head`).
+    public func reported() -> Self where Self: ReportingSwitch {
+        var m = self
+        m.reportsOutput = true
+        return m
+    }
+}
+
+/// Modules whose `reportsOutput` is chosen per instance (layers that are a capture point in one model and an
+/// internal sub-layer in another, e.g. `fc` vs `attn.qkv`).
+public protocol ReportingSwitch: Module {
+    var reportsOutput: Bool { get set }
+}
+
+extension Conv2d: ReportingSwitch {}
+extension BatchNorm2d: ReportingSwitch {}
+extension Linear: ReportingSwitch {}
+extension LayerNorm: ReportingSwitch {}
+
+/// `nn.Embedding(num, dim)`: `weight` [num, dim]; looks up rows for int64 ids. Ids come from input files, so
+/// models check them with `check(_:input:model:)` in `checkInputValues` before the forward runs.
+public struct Embedding: Module, Sendable {
+    public var weight: FloatTensor
+    public var modulePath = ""
+
+    /// N(0, 1) initialisation (truncated at ±2), PyTorch's scale.
+    public init(_ count: Int, _ dim: Int, rng: inout ParameterInit) {
+        weight = rng.truncatedNormal([count, dim], std: 1)
+    }
+
+    public var count: Int { weight.shape[0] }
+    public var dim: Int { weight.shape[1] }
+
+    public mutating func visitParameters(_ v: inout some ParameterVisitor) {
+        v.tensor("weight", &weight)
+    }
+
+    /// Throws unless every id is in 0..<count.
+    public func check(_ ids: [Int64], input: String, model: String) throws {
+        if let (i, bad) = ids.enumerated().first(where: { $0.element < 0 || $0.element >= Int64(count) }) {
+            throw ModelError.invalidValue(key: input, reason: "model \(model): token id \(bad) at flat index \(i) is outside the vocabulary 0..<\(count)")
+        }
+    }
+
+    /// Rows for `ids` (shape `shape`): a tensor of shape `shape + [dim]`. Ids outside the table give zero rows
+    /// (`check` rejects them before a forward pass).
+    public func callAsFunction(_ ids: [Int64], shape: [Int]) -> FloatTensor {
+        let d = dim, n = count
+        return FloatTensor(shape: shape + [d]) { out in
+            guard d > 0 else { return }
+            for (r, id) in ids.enumerated() {
+                let dst = out.baseAddress! + r * d
+                if id >= 0 && id < Int64(n) {
+                    weight.data.withUnsafeBufferPointer { w in dst.update(from: w.baseAddress! + Int(id) * d, count: d) }
+                } else {
+                    dst.update(repeating: 0, count: d)
+                }
+            }
+        }
     }
 }

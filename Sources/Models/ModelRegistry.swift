@@ -1,65 +1,109 @@
 import TensorCore
 
-/// Models by upstream name. Each entry knows its parameter list without building the model (so listing
-/// ViT-H/14 does not allocate 2.5 GB); `make` builds it with seeded weights.
-public enum ModelRegistry {
-    public enum Architecture: Sendable, Equatable {
-        case resnet(ResNetConfig)
-        case vit(ViTConfig)
-    }
+/// A model family as it registers itself: its options (typed, with defaults and help), named configurations
+/// (option values), the mapping family of its checkpoints, and how to build it. Declared in the family's own file
+/// (`ResNet+Registration.swift`); `ModelRegistry.families` lists it once.
+public struct ModelFamily: Sendable {
+    public let name: String
+    public let summary: String
+    public let options: [ModelOption]
+    public let configurations: [Configuration]
+    /// Builds the model called `name` from resolved options, drawing tensors from `rng` (seeded or meta).
+    public let build: @Sendable (_ name: String, _ options: ModelOptions, _ rng: inout ParameterInit) throws -> any Model
 
-    public struct Entry: Sendable {
+    /// A named configuration: option values over the family's defaults.
+    public struct Configuration: Sendable {
         public let name: String
-        public let architecture: Architecture
         public let summary: String
-
-        public var parameterSpecs: [ParameterSpec] {
-            switch architecture {
-            case .resnet(let c): return c.parameterSpecs
-            case .vit(let c): return c.parameterSpecs
-            }
-        }
-
-        /// Trainable scalars (buffers excluded).
-        public var parameterCount: Int {
-            parameterSpecs.filter { $0.kind == .parameter }.reduce(0) { $0 + $1.elementCount }
-        }
-
-        public func make(seed: UInt64 = 0) throws -> any Model {
-            switch architecture {
-            case .resnet(let c): return try ResNet(c, seed: seed)
-            case .vit(let c): return try VisionTransformer(c, seed: seed)
-            }
+        public let values: [String: OptionValue]
+        public init(_ name: String, _ summary: String, _ values: [String: OptionValue] = [:]) {
+            self.name = name; self.summary = summary; self.values = values
         }
     }
 
-    /// The tiny configurations of `Tools/make_model_fixtures.py` (same code paths, small widths) — for tests and
-    /// CLI parity runs on the committed fixtures.
-    public static let tinyResNet18 = ResNetConfig(name: "resnet18_tiny", layers: [2, 2, 2, 2], widths: [4, 8, 16, 32], numClasses: 10)
-    public static let tinyResNet18CBAM = ResNetConfig(name: "resnet18_cbam_tiny", layers: [2, 2, 2, 2], widths: [16, 16, 32, 32],
-                                                      numClasses: 10, cbam: true)
-    public static let tinyViT = ViTConfig(name: "vit_tiny_patch8_32", imgSize: 32, patchSize: 8, numClasses: 10, embedDim: 32,
-                                          depth: 2, numHeads: 4, representationSize: 16)
+    public init(name: String, summary: String, options: [ModelOption], configurations: [Configuration],
+                build: @escaping @Sendable (_ name: String, _ options: ModelOptions, _ rng: inout ParameterInit) throws -> any Model) {
+        self.name = name; self.summary = summary; self.options = options; self.configurations = configurations; self.build = build
+    }
+}
 
-    public static let entries: [Entry] = {
-        var e: [Entry] = [
-            Entry(name: "resnet18", architecture: .resnet(.resnet18), summary: "torchvision ResNet-18, BasicBlock [2,2,2,2]"),
-            Entry(name: "resnet34", architecture: .resnet(.resnet34), summary: "torchvision ResNet-34, BasicBlock [3,4,6,3]"),
-            Entry(name: "resnet18_cbam", architecture: .resnet(.resnet18CBAM), summary: "seed CBAM-ResNet-18 (ca + sa in every block)"),
-            Entry(name: "resnet34_cbam", architecture: .resnet(.resnet34CBAM), summary: "seed CBAM-ResNet-34 (ca + sa in every block)"),
-        ]
-        for c in ViTConfig.named {
-            let head = c.representationSize.map { ", pre_logits \($0)" } ?? ""
-            e.append(Entry(name: c.name, architecture: .vit(c),
-                           summary: "timm ViT \(c.embedDim)d×\(c.depth), patch \(c.patchSize), \(c.numClasses) classes\(head)"))
+/// What a model looks like without allocating it: built on the meta "device" (shapes only).
+public struct ModelDescription: Sendable {
+    public let name: String
+    public let mappingFamily: String
+    public let options: ModelOptions
+    public let parameterSpecs: [ParameterSpec]
+    public let inputs: [TensorSpec]
+    public let outputs: [TensorSpec]
+    public let activationPaths: [String]
+
+    /// Trainable scalars (buffers excluded), as `sum(p.numel() for p in model.parameters())`.
+    public var parameterCount: Int {
+        parameterSpecs.filter { $0.kind == .parameter }.reduce(0) { $0 + $1.elementCount }
+    }
+}
+
+/// Models by name: every configuration of every registered family.
+public enum ModelRegistry {
+    /// The registered families. Adding a family: its own files, plus one line here.
+    public static let families: [ModelFamily] = [
+        ResNet.family,
+        VisionTransformer.family,
+    ]
+
+    /// One named configuration of a family.
+    public struct Entry: Sendable {
+        public let family: ModelFamily
+        public let configuration: ModelFamily.Configuration
+
+        public var name: String { configuration.name }
+        public var summary: String { configuration.summary }
+
+        /// The family's options with this configuration's values as defaults.
+        public var options: [ModelOption] {
+            family.options.map { o in
+                var o = o
+                if let v = configuration.values[o.key] { o.defaultValue = v }
+                return o
+            }
         }
-        e += [
-            Entry(name: tinyResNet18.name, architecture: .resnet(tinyResNet18), summary: "test config: ResNet-18 widths [4,8,16,32], 10 classes"),
-            Entry(name: tinyResNet18CBAM.name, architecture: .resnet(tinyResNet18CBAM), summary: "test config: CBAM-ResNet-18 widths [16,16,32,32], 10 classes"),
-            Entry(name: tinyViT.name, architecture: .vit(tinyViT), summary: "test config: ViT img 32, patch 8, dim 32, depth 2, 4 heads, pre_logits 16"),
-        ]
-        return e
-    }()
+
+        /// Resolved options: this configuration's defaults, then `assignments` (`KEY=VALUE`), then `values`.
+        public func resolve(assignments: [String] = [], values: [String: OptionValue] = [:]) throws -> ModelOptions {
+            var o = try ModelOptions(model: name, declared: options)
+            try o.apply(assignments: assignments)
+            for (k, v) in values.sorted(by: { $0.key < $1.key }) { try o.set(k, v) }
+            return o
+        }
+
+        /// Builds the model with seeded weights.
+        public func make(options: ModelOptions? = nil, seed: UInt64 = 0) throws -> any Model {
+            var rng = ParameterInit.seeded(seed)
+            return try family.build(name, try options ?? resolve(), &rng)
+        }
+
+        /// Builds with `--config`-style assignments.
+        public func make(config assignments: [String], seed: UInt64 = 0) throws -> any Model {
+            try make(options: resolve(assignments: assignments), seed: seed)
+        }
+
+        /// Keys, shapes, inputs, outputs and activation paths, from a meta build (no weights allocated).
+        public func describe(options: ModelOptions? = nil) throws -> ModelDescription {
+            var rng = ParameterInit.meta
+            let opts = try options ?? resolve()
+            let m = try family.build(name, opts, &rng)
+            return ModelDescription(name: m.name, mappingFamily: m.mappingFamily, options: opts, parameterSpecs: m.parameterSpecs,
+                                    inputs: m.inputSpecs, outputs: m.outputSpecs, activationPaths: m.activationPaths)
+        }
+
+        /// Registered tensors in `state_dict()` order at the default options (meta build).
+        public var parameterSpecs: [ParameterSpec] { (try? describe().parameterSpecs) ?? [] }
+
+        /// Trainable scalars at the default options.
+        public var parameterCount: Int { (try? describe().parameterCount) ?? 0 }
+    }
+
+    public static let entries: [Entry] = families.flatMap { f in f.configurations.map { Entry(family: f, configuration: $0) } }
 
     public static var names: [String] { entries.map(\.name) }
 
@@ -70,8 +114,14 @@ public enum ModelRegistry {
         return e
     }
 
-    /// Builds the model registered as `name` with seeded weights.
-    public static func make(name: String, seed: UInt64 = 0) throws -> any Model {
-        try entry(name).make(seed: seed)
+    /// Builds the model registered as `name` with seeded weights and `options` (typed values) over its defaults.
+    public static func make(name: String, options: [String: OptionValue] = [:], seed: UInt64 = 0) throws -> any Model {
+        let e = try entry(name)
+        return try e.make(options: e.resolve(values: options), seed: seed)
+    }
+
+    /// Builds `name` with `KEY=VALUE` assignments (the CLI's `--config`).
+    public static func make(name: String, config assignments: [String], seed: UInt64 = 0) throws -> any Model {
+        try entry(name).make(config: assignments, seed: seed)
     }
 }

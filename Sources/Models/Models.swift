@@ -1,27 +1,184 @@
 import TensorCore
 
-/// Receives intermediate activations during a forward pass, keyed by model path (`layer1`, `blocks.5`, `norm`).
+/// Receives intermediate activations during a forward pass, keyed by module path (`layer1`, `blocks.5`, `norm`).
 public typealias ActivationCapture = (_ path: String, _ value: FloatTensor) -> Void
 
-/// A model with registered parameters and a float32 forward pass.
-public protocol Model: ParameterContainer, Sendable {
-    /// The upstream name this configuration mirrors (`resnet18`, `vit_base_patch16_224_in21k`).
+/// One dimension of a declared input or output shape.
+public enum Dim: Sendable, Hashable, CustomStringConvertible {
+    /// Exactly this size.
+    case fixed(Int)
+    /// Any size ≥ 1, named for messages (`N`, `H`, `T`); `example` is the size `bench` and docs use.
+    case free(String, example: Int)
+
+    public static let batch = Dim.free("N", example: 1)
+
+    public var description: String {
+        switch self {
+        case .fixed(let n): return String(n)
+        case .free(let name, _): return name
+        }
+    }
+
+    public var example: Int {
+        switch self {
+        case .fixed(let n): return n
+        case .free(_, let e): return e
+        }
+    }
+
+    public func accepts(_ n: Int) -> Bool {
+        switch self {
+        case .fixed(let m): return n == m
+        case .free: return n >= 1
+        }
+    }
+}
+
+/// A named input or output of a model: its shape (fixed and free dimensions) and dtype.
+public struct TensorSpec: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    public var shape: [Dim]
+    public var dtype: DType
+    public var summary: String
+
+    public init(_ name: String, _ shape: [Dim], dtype: DType = .float32, summary: String = "") {
+        self.name = name; self.shape = shape; self.dtype = dtype; self.summary = summary
+    }
+
+    /// `[N, 3, 224, 224]`.
+    public var shapeDescription: String { "[" + shape.map(\.description).joined(separator: ", ") + "]" }
+    public var description: String { "\(name) \(shapeDescription) \(dtype.rawValue)" }
+    /// A concrete shape with every free dimension at its example size (`batch` for `N`).
+    public func exampleShape(batch: Int = 1) -> [Int] {
+        shape.map { d in if case .free("N", _) = d { return batch } else { return d.example } }
+    }
+
+    public func accepts(_ shape: [Int]) -> Bool {
+        shape.count == self.shape.count && zip(self.shape, shape).allSatisfy { $0.accepts($1) }
+    }
+}
+
+/// An input value: float32 (images, features), int64 (token ids) or bool (masks).
+public enum InputTensor: Sendable, Equatable {
+    case float32(FloatTensor)
+    case int64(shape: [Int], values: [Int64])
+    case bool(shape: [Int], values: [Bool])
+
+    public var shape: [Int] {
+        switch self {
+        case .float32(let t): return t.shape
+        case .int64(let s, _), .bool(let s, _): return s
+        }
+    }
+
+    public var dtype: DType {
+        switch self {
+        case .float32: return .float32
+        case .int64: return .int64
+        case .bool: return .bool
+        }
+    }
+
+    /// A reader's tensor as an input of dtype `dtype`: floating tensors become float32; integer tensors int64;
+    /// bool stays bool. Nil when the kinds differ (a float tensor offered for a token input).
+    public init?(_ t: Tensor, as dtype: DType) {
+        switch dtype {
+        case .float32, .float64, .float16, .bfloat16:
+            guard t.dtype.isFloatingPoint else { return nil }
+            self = .float32(FloatTensor(t))
+        case .bool:
+            guard t.dtype == .bool else { return nil }
+            self = .bool(shape: t.shape, values: t.bytes.map { $0 != 0 })
+        default:
+            guard !t.dtype.isFloatingPoint, t.dtype != .bool else { return nil }
+            let c = t.converted(to: .int64)
+            let values = c.bytes.withUnsafeBytes { raw in
+                (0..<t.elementCount).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
+            }
+            self = .int64(shape: t.shape, values: values)
+        }
+    }
+
+    /// The float32 tensor, or nil for int64 / bool inputs.
+    public var floats: FloatTensor? {
+        if case .float32(let t) = self { return t }
+        return nil
+    }
+}
+
+/// A model: a module tree with registered parameters, named inputs and outputs, a mapping family for its
+/// checkpoints, and a forward pass. Registered families and models written in user code are treated alike:
+/// loading and verifying read everything they need from these properties.
+public protocol Model: Module, Sendable {
+    /// The name this configuration goes by (`resnet18`, `vit_base_patch16_224_in21k`, or a user's own).
     var name: String { get }
-    /// Expected input shape, for messages: e.g. "[N, 3, 224, 224]".
-    var inputDescription: String { get }
-    /// Paths `forward` reports to a capture callback, in execution order.
-    var activationPaths: [String] { get }
-    /// Checks an input shape before `forward` runs.
-    func validateInput(_ shape: [Int]) throws
-    /// N×C×H×W → N×classes, reporting intermediates to `capture` when given.
+    /// The mapping-table family whose keys this model registers (`resnet`, `vit`): picks tables when loading.
+    var mappingFamily: String { get }
+    /// Inputs in order. One input is stored as `input` in reference files; several as `input.<name>`.
+    var inputSpecs: [TensorSpec] { get }
+    /// Outputs in order. One output is `output` in reference files; several `output.0`, `output.1`, …
+    var outputSpecs: [TensorSpec] { get }
+    /// Runs on inputs already checked against `inputSpecs` (one per spec, same order), reporting the outputs of
+    /// modules that report theirs to `capture`.
+    func forwardUnchecked(inputs: [InputTensor], capture: ActivationCapture?) -> [FloatTensor]
+    /// Checks input values beyond dtype and shape (token ids within the vocabulary), before the forward runs.
+    /// Default: nothing to check.
+    func checkInputValues(_ inputs: [InputTensor]) throws
+}
+
+/// A model with one float32 input and one output (image classifiers): implement the single-tensor forward.
+public protocol SingleInputModel: Model {
     func forwardUnchecked(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor
 }
 
+extension SingleInputModel {
+    public func forwardUnchecked(inputs: [InputTensor], capture: ActivationCapture?) -> [FloatTensor] {
+        // `validate(inputs:)` guarantees one float32 input.
+        guard let x = inputs.first?.floats else { preconditionFailure("\(name): forward without a validated float32 input") }
+        return [forwardUnchecked(x, capture: capture)]
+    }
+}
+
 extension Model {
-    /// Runs the model on `x` after validating its shape.
+    public func checkInputValues(_ inputs: [InputTensor]) throws {}
+
+    /// Input description for messages: `[N, 3, 224, 224]`, or `src [N, S] int64, tgt [N, T] int64` for several.
+    public var inputDescription: String {
+        inputSpecs.count == 1 && inputSpecs[0].dtype == .float32
+            ? inputSpecs[0].shapeDescription : inputSpecs.map(\.description).joined(separator: ", ")
+    }
+
+    /// Paths `forward` reports to a capture callback, in execution order: the modules that report their outputs.
+    public var activationPaths: [String] { reportedPaths }
+
+    /// Checks that `inputs` match `inputSpecs` in count, dtype and shape.
+    public func validate(inputs: [InputTensor]) throws {
+        guard inputs.count == inputSpecs.count else {
+            throw ModelError.invalidInput(model: name, expected: inputDescription, found: inputs.first?.shape ?? [])
+        }
+        for (value, spec) in zip(inputs, inputSpecs) {
+            guard value.dtype == spec.dtype, spec.accepts(value.shape) else {
+                let expected = inputSpecs.count == 1 ? inputDescription : spec.description
+                throw ModelError.invalidInput(model: name, expected: expected, found: value.shape)
+            }
+        }
+    }
+
+    /// Runs the model on named inputs after validating them; returns the outputs in `outputSpecs` order.
+    public func forward(inputs: [InputTensor], capture: ActivationCapture? = nil) throws -> [FloatTensor] {
+        try validate(inputs: inputs)
+        try checkInputValues(inputs)
+        return forwardUnchecked(inputs: inputs, capture: capture)
+    }
+
+    /// Runs a model with one float32 input and one output on `x` after validating its shape.
     public func forward(_ x: FloatTensor, capture: ActivationCapture? = nil) throws -> FloatTensor {
-        try validateInput(x.shape)
-        return forwardUnchecked(x, capture: capture)
+        guard inputSpecs.count == 1, outputSpecs.count == 1 else {
+            throw ModelError.invalidConfiguration("\(name) has \(inputSpecs.count) inputs and \(outputSpecs.count) outputs; use forward(inputs:)")
+        }
+        let out = try forward(inputs: [.float32(x)], capture: capture)
+        guard let first = out.first else { throw ModelError.invalidConfiguration("\(name): forward returned no output") }
+        return first
     }
 
     /// Every registered tensor in `state_dict()` order.

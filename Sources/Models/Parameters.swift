@@ -21,26 +21,84 @@ public struct ParameterSpec: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(key) \(shape) \(dtype.rawValue)\(kind == .buffer ? " (buffer)" : "")" }
 }
 
-/// Walks a model's tensors in PyTorch `state_dict()` order under their upstream keys.
+/// Walks a module tree in PyTorch `state_dict()` order: every registered tensor under its upstream key, and every
+/// module (parameterless ones such as `ReLU` or `MaxPool2d` included) under its dotted path.
 ///
-/// Layers call `tensor(_:_:kind:)`, `int64(_:_:)` and `child(_:_:)`; a visitor implements the two `visit`
-/// requirements and keeps `scope` (the key components of the layer being visited). Visitors receive `inout`
-/// access, so the same walk reads (listing, `get`) and writes (`set`, initialisation).
+/// Modules call `tensor(_:_:kind:)`, `int64(_:_:)` and `child(_:_:)`; a visitor implements the two `visit`
+/// requirements and keeps `scope` (the key components of the module being visited). Visitors receive `inout`
+/// access, so the same walk reads (listing, `get`) and writes (`set`, binding module paths). `visitModule` is
+/// called after a child module's own tensors and children (post-order, the order PyTorch's forward hooks fire in
+/// for modules that run their children), with `scope` still naming that module.
 public protocol ParameterVisitor {
     var scope: [String] { get set }
     mutating func visit(key: String, tensor: inout FloatTensor, kind: ParameterKind)
     /// An int64 scalar buffer (shape []), e.g. BatchNorm's `num_batches_tracked`.
     mutating func visit(key: String, int64: inout Int64)
+    /// A child module, after its contents were visited. Default: nothing.
+    mutating func visitModule<M: Module>(_ module: inout M)
 }
 
-/// Anything with registered tensors: layers and models.
-public protocol ParameterContainer {
+/// A node of a model's module tree: a layer, a block, a container or the model itself. Its structure is written
+/// once, in `visitParameters`; parameter specs, `get`/`set`, loading and activation paths all come from that walk.
+public protocol Module {
     mutating func visitParameters(_ v: inout some ParameterVisitor)
+    /// The module's dotted path in its model (`layer1.0`, `blocks.5`), set by `bindModulePaths()`.
+    /// Modules that never report an output need not store it (the default is "").
+    var modulePath: String { get set }
+    /// Whether the forward pass reports this module's output to an `ActivationCapture` under `modulePath`
+    /// (where PyTorch users would put a forward hook). Default: false.
+    var reportsOutput: Bool { get }
+}
+
+/// The earlier name of `Module`.
+public typealias ParameterContainer = Module
+
+extension Module {
+    public var modulePath: String {
+        get { "" }
+        set {}
+    }
+    public var reportsOutput: Bool { false }
+
+    /// Hands `y` to `capture` under this module's path when this module reports its output; returns `y`.
+    @inlinable @discardableResult
+    public func report(_ y: FloatTensor, to capture: ActivationCapture?) -> FloatTensor {
+        if let capture, reportsOutput { capture(modulePath, y) }
+        return y
+    }
+
+    /// Stores each descendant's dotted path in it (models call this at the end of `init`, so `report` names
+    /// what the tree walk names).
+    public mutating func bindModulePaths() {
+        var binder = PathBinder()
+        visitParameters(&binder)
+    }
+
+    /// Paths of the descendants that report their outputs, in the order a forward reports them (post-order).
+    public var reportedPaths: [String] {
+        var copy = self
+        var lister = ReportedPathLister()
+        copy.visitParameters(&lister)
+        return lister.paths
+    }
+
+    /// Every descendant module's path, in post-order (as `visitModule` fires).
+    public var modulePaths: [String] {
+        var copy = self
+        var lister = ReportedPathLister(all: true)
+        copy.visitParameters(&lister)
+        return lister.paths
+    }
 }
 
 extension ParameterVisitor {
+    public mutating func visitModule<M: Module>(_ module: inout M) {}
+
     /// Full key of `name` in the current scope (`layer1.0.bn1` + `weight`).
     public func key(_ name: String) -> String { scope.isEmpty ? name : scope.joined(separator: ".") + "." + name }
+
+    /// The dotted path of the current scope.
+    public var path: String { scope.joined(separator: ".") }
 
     public mutating func tensor(_ name: String, _ t: inout FloatTensor, kind: ParameterKind = .parameter) {
         visit(key: key(name), tensor: &t, kind: kind)
@@ -50,26 +108,49 @@ extension ParameterVisitor {
         visit(key: key(name), int64: &value)
     }
 
-    /// Visits a sub-layer under `name` (which may itself contain dots, e.g. `downsample.0`).
-    public mutating func child<L: ParameterContainer>(_ name: String, _ layer: inout L) {
+    /// Visits a sub-module under `name` (which may itself contain dots, e.g. `downsample.0`).
+    public mutating func child<L: Module>(_ name: String, _ layer: inout L) {
         scope.append(name)
         layer.visitParameters(&self)
+        visitModule(&layer)
         scope.removeLast()
     }
 
-    /// Visits an optional sub-layer; absent layers register nothing (PyTorch's `None` / `nn.Identity`).
-    public mutating func child<L: ParameterContainer>(_ name: String, _ layer: inout L?) {
+    /// Visits an optional sub-module; absent modules register nothing (PyTorch's `None`).
+    public mutating func child<L: Module>(_ name: String, _ layer: inout L?) {
         guard var l = layer else { return }
         layer = nil  // keep the buffer uniquely referenced while it is visited
         child(name, &l)
         layer = l
     }
 
-    /// Visits an `nn.Sequential` / `nn.ModuleList` of layers under `name.0`, `name.1`, …
-    public mutating func children<L: ParameterContainer>(_ name: String, _ layers: inout [L]) {
+    /// Visits an array of modules under `name.0`, `name.1`, … (`name` itself is not a module here; use
+    /// `Sequential` or `ModuleList` when it is one).
+    public mutating func children<L: Module>(_ name: String, _ layers: inout [L]) {
         scope.append(name)
         for i in layers.indices { child(String(i), &layers[i]) }
         scope.removeLast()
+    }
+}
+
+struct PathBinder: ParameterVisitor {
+    var scope: [String] = []
+    mutating func visit(key: String, tensor: inout FloatTensor, kind: ParameterKind) {}
+    mutating func visit(key: String, int64: inout Int64) {}
+    mutating func visitModule<M: Module>(_ module: inout M) {
+        let p = path
+        if module.modulePath != p { module.modulePath = p }
+    }
+}
+
+struct ReportedPathLister: ParameterVisitor {
+    var scope: [String] = []
+    var all = false
+    var paths: [String] = []
+    mutating func visit(key: String, tensor: inout FloatTensor, kind: ParameterKind) {}
+    mutating func visit(key: String, int64: inout Int64) {}
+    mutating func visitModule<M: Module>(_ module: inout M) {
+        if all || module.reportsOutput { paths.append(path) }
     }
 }
 
@@ -82,6 +163,10 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case invalidValue(key: String, reason: String)
     case invalidInput(model: String, expected: String, found: [Int])
     case invalidConfiguration(String)
+    /// `--config KEY=…` with a key the model does not have; `valid` lists `key (type, default)` for each option.
+    case unknownOption(model: String, key: String, valid: [String])
+    /// `--config KEY=VALUE` whose value does not parse as the option's type (or is out of range).
+    case invalidOption(model: String, key: String, value: String, expected: String, valid: [String])
 
     public var description: String {
         switch self {
@@ -100,6 +185,12 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
             return "model \(model): expected input \(expected), found shape \(found)"
         case let .invalidConfiguration(reason):
             return "invalid model configuration: \(reason)"
+        case let .unknownOption(model, key, valid):
+            let keys = valid.map { String($0.prefix { $0 != " " }) }
+            let hint = ModelError.nearest(key, in: keys).map { " (did you mean '\($0)'?)" } ?? ""
+            return "model \(model) has no option '\(key)'\(hint); valid options: \(valid.joined(separator: ", "))"
+        case let .invalidOption(model, key, value, expected, valid):
+            return "model \(model): option \(key)=\(value): expected \(expected); valid options: \(valid.joined(separator: ", "))"
         }
     }
 

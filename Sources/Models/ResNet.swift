@@ -3,7 +3,8 @@ import TensorCore
 
 /// Hyper-parameters of a BasicBlock ResNet. `widths` are the planes of layer1…layer4 (torchvision: 64…512);
 /// the stem has `widths[0]` channels. With `cbam`, every block applies ChannelAttention then SpatialAttention
-/// after `bn2` and before the residual add, as the seed's CBAM-ResNet does.
+/// after `bn2` and before the residual add, as the seed's CBAM-ResNet does. `imgSize` is only the nominal input
+/// side (any H, W ≥ 1 runs) used by `bench` and the model listing.
 public struct ResNetConfig: Sendable, Equatable {
     public var name: String
     public var layers: [Int]
@@ -13,60 +14,28 @@ public struct ResNetConfig: Sendable, Equatable {
     public var cbam: Bool
     public var cbamRatio: Int
     public var spatialKernel: Int
+    public var imgSize: Int
 
     public init(name: String, layers: [Int], widths: [Int] = [64, 128, 256, 512], numClasses: Int = 1000,
-                inChannels: Int = 3, cbam: Bool = false, cbamRatio: Int = 16, spatialKernel: Int = 7) {
+                inChannels: Int = 3, cbam: Bool = false, cbamRatio: Int = 16, spatialKernel: Int = 7, imgSize: Int = 224) {
         self.name = name; self.layers = layers; self.widths = widths; self.numClasses = numClasses
         self.inChannels = inChannels; self.cbam = cbam; self.cbamRatio = cbamRatio; self.spatialKernel = spatialKernel
+        self.imgSize = imgSize
     }
-
-    public static let resnet18 = ResNetConfig(name: "resnet18", layers: [2, 2, 2, 2])
-    public static let resnet34 = ResNetConfig(name: "resnet34", layers: [3, 4, 6, 3])
-    public static let resnet18CBAM = ResNetConfig(name: "resnet18_cbam", layers: [2, 2, 2, 2], cbam: true)
-    public static let resnet34CBAM = ResNetConfig(name: "resnet34_cbam", layers: [3, 4, 6, 3], cbam: true)
 
     func validate() throws {
         guard layers.count == 4, widths.count == 4, layers.allSatisfy({ $0 >= 1 }), widths.allSatisfy({ $0 >= 1 }),
-              numClasses >= 1, inChannels >= 1 else {
-            throw ModelError.invalidConfiguration("\(name): need 4 stages with positive depths/widths, got layers \(layers), widths \(widths)")
+              numClasses >= 1, inChannels >= 1, cbamRatio >= 1, spatialKernel >= 1, spatialKernel % 2 == 1 else {
+            throw ModelError.invalidConfiguration("\(name): need 4 stages with positive depths/widths and an odd spatial kernel, got layers \(layers), widths \(widths), spatial_kernel \(spatialKernel)")
         }
         if cbam, let w = widths.first(where: { $0 / cbamRatio < 1 }) {
             throw ModelError.invalidConfiguration("\(name): CBAM ratio \(cbamRatio) leaves no hidden channels at width \(w)")
         }
     }
-
-    /// Registered tensors in `state_dict()` order, without building the model.
-    public var parameterSpecs: [ParameterSpec] {
-        var s: [ParameterSpec] = []
-        func conv(_ k: String, _ o: Int, _ i: Int, _ ks: Int) { s.append(ParameterSpec(key: k + ".weight", shape: [o, i, ks, ks])) }
-        func bn(_ k: String, _ c: Int) {
-            s += [ParameterSpec(key: k + ".weight", shape: [c]), ParameterSpec(key: k + ".bias", shape: [c]),
-                  ParameterSpec(key: k + ".running_mean", shape: [c], kind: .buffer),
-                  ParameterSpec(key: k + ".running_var", shape: [c], kind: .buffer),
-                  ParameterSpec(key: k + ".num_batches_tracked", shape: [], dtype: .int64, kind: .buffer)]
-        }
-        conv("conv1", widths[0], inChannels, 7); bn("bn1", widths[0])
-        var inplanes = widths[0]
-        for (stage, (depth, planes)) in zip(layers, widths).enumerated() {
-            for b in 0..<depth {
-                let p = "layer\(stage + 1).\(b)"
-                conv(p + ".conv1", planes, b == 0 ? inplanes : planes, 3); bn(p + ".bn1", planes)
-                conv(p + ".conv2", planes, planes, 3); bn(p + ".bn2", planes)
-                if cbam {
-                    conv(p + ".ca.fc.0", planes / cbamRatio, planes, 1); conv(p + ".ca.fc.2", planes, planes / cbamRatio, 1)
-                    conv(p + ".sa.conv1", 1, 2, spatialKernel)
-                }
-                if b == 0 && (stage > 0 || inplanes != planes) { conv(p + ".downsample.0", planes, inplanes, 1); bn(p + ".downsample.1", planes) }
-            }
-            inplanes = planes
-        }
-        s += [ParameterSpec(key: "fc.weight", shape: [numClasses, widths[3]]), ParameterSpec(key: "fc.bias", shape: [numClasses])]
-        return s
-    }
 }
 
 /// torchvision's `BasicBlock` (expansion 1): conv3×3(stride) → bn → relu → conv3×3 → bn [→ CBAM] → + identity → relu.
-public struct BasicBlock: ParameterContainer, Sendable {
+public struct BasicBlock: Layer {
     /// `conv1` + `bn1` (folded at inference).
     public var first: ConvBatchNorm
     /// `conv2` + `bn2`.
@@ -77,19 +46,25 @@ public struct BasicBlock: ParameterContainer, Sendable {
     public var sa: SpatialAttention?
     /// `downsample.0` (1×1 conv, stride s, no bias) + `downsample.1` (BN) when the shape changes.
     public var downsample: ConvBatchNorm?
+    public var modulePath = ""
+    public var reportsOutput: Bool { true }
 
-    public init(inplanes: Int, planes: Int, stride: Int, config: ResNetConfig, rng: inout SeededGenerator) {
-        first = ConvBatchNorm(conv: Conv2d(inplanes, planes, kernel: 3, stride: stride, padding: 1, bias: false, rng: &rng),
-                              bn: BatchNorm2d(planes), convKey: "conv1", bnKey: "bn1")
-        second = ConvBatchNorm(conv: Conv2d(planes, planes, kernel: 3, padding: 1, bias: false, rng: &rng),
-                               bn: BatchNorm2d(planes), convKey: "conv2", bnKey: "bn2")
-        if config.cbam {
-            ca = ChannelAttention(channels: planes, ratio: config.cbamRatio, rng: &rng)
-            sa = SpatialAttention(kernelSize: config.spatialKernel, rng: &rng)
+    /// CBAM settings of a block: ChannelAttention reduction ratio and SpatialAttention kernel size.
+    public struct CBAM: Sendable, Equatable {
+        public var ratio: Int
+        public var spatialKernel: Int
+        public init(ratio: Int = 16, spatialKernel: Int = 7) { self.ratio = ratio; self.spatialKernel = spatialKernel }
+    }
+
+    public init(inplanes: Int, planes: Int, stride: Int, cbam: CBAM? = nil, rng: inout ParameterInit) {
+        first = ConvBatchNorm(inplanes, planes, kernel: 3, stride: stride, padding: 1, convKey: "conv1", bnKey: "bn1", rng: &rng)
+        second = ConvBatchNorm(planes, planes, kernel: 3, padding: 1, convKey: "conv2", bnKey: "bn2", rng: &rng)
+        if let cbam {
+            ca = ChannelAttention(channels: planes, ratio: cbam.ratio, rng: &rng)
+            sa = SpatialAttention(kernelSize: cbam.spatialKernel, rng: &rng)
         }
         if stride != 1 || inplanes != planes {
-            downsample = ConvBatchNorm(conv: Conv2d(inplanes, planes, kernel: 1, stride: stride, bias: false, rng: &rng),
-                                       bn: BatchNorm2d(planes), convKey: "downsample.0", bnKey: "downsample.1")
+            downsample = ConvBatchNorm(inplanes, planes, kernel: 1, stride: stride, convKey: "downsample.0", bnKey: "downsample.1", rng: &rng)
         }
     }
 
@@ -104,6 +79,10 @@ public struct BasicBlock: ParameterContainer, Sendable {
         v.child("ca", &ca)
         v.child("sa", &sa)
         downsample?.visitParameters(&v)
+    }
+
+    public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
+        report(self(x), to: capture)
     }
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
@@ -122,86 +101,81 @@ public struct BasicBlock: ParameterContainer, Sendable {
 }
 
 /// torchvision `ResNet` with BasicBlocks: conv1 7×7/2 → bn1 → relu → maxpool 3/2/1 → layer1…4 → avgpool → fc.
-public struct ResNet: Model {
+public struct ResNet: SingleInputModel {
     public let config: ResNetConfig
     /// `conv1` + `bn1`.
     public var stem: ConvBatchNorm
-    public var layer1: [BasicBlock]
-    public var layer2: [BasicBlock]
-    public var layer3: [BasicBlock]
-    public var layer4: [BasicBlock]
+    public var relu = ReLU()
+    public var maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+    public var layer1: Sequential<BasicBlock>
+    public var layer2: Sequential<BasicBlock>
+    public var layer3: Sequential<BasicBlock>
+    public var layer4: Sequential<BasicBlock>
+    public var avgpool = AdaptiveAvgPool2d(1, 1)
     public var fc: Linear
 
     /// Builds the model with deterministic weights from `seed`.
     public init(_ config: ResNetConfig, seed: UInt64 = 0) throws {
+        var rng = ParameterInit.seeded(seed)
+        try self.init(config, rng: &rng)
+    }
+
+    /// Builds the model drawing its tensors from `rng` (seeded, or shapes only).
+    public init(_ config: ResNetConfig, rng: inout ParameterInit) throws {
         try config.validate()
         self.config = config
-        var rng = SeededGenerator(seed: seed)
         let w = config.widths
-        stem = ConvBatchNorm(conv: Conv2d(config.inChannels, w[0], kernel: 7, stride: 2, padding: 3, bias: false, rng: &rng),
-                             bn: BatchNorm2d(w[0]), convKey: "conv1", bnKey: "bn1")
+        let cbam = config.cbam ? BasicBlock.CBAM(ratio: config.cbamRatio, spatialKernel: config.spatialKernel) : nil
+        stem = ConvBatchNorm(config.inChannels, w[0], kernel: 7, stride: 2, padding: 3, convKey: "conv1", bnKey: "bn1", rng: &rng)
         var inplanes = w[0]
-        func stage(_ i: Int, stride: Int) -> [BasicBlock] {
+        func stage(_ i: Int, stride: Int) -> Sequential<BasicBlock> {
             var blocks: [BasicBlock] = []
             for b in 0..<config.layers[i] {
-                blocks.append(BasicBlock(inplanes: inplanes, planes: w[i], stride: b == 0 ? stride : 1, config: config, rng: &rng))
+                blocks.append(BasicBlock(inplanes: inplanes, planes: w[i], stride: b == 0 ? stride : 1, cbam: cbam, rng: &rng))
                 inplanes = w[i]
             }
-            return blocks
+            return Sequential(blocks)
         }
         layer1 = stage(0, stride: 1)
         layer2 = stage(1, stride: 2)
         layer3 = stage(2, stride: 2)
         layer4 = stage(3, stride: 2)
-        fc = Linear(w[3], config.numClasses, rng: &rng)
+        fc = Linear(w[3], config.numClasses, rng: &rng).reported()
+        bindModulePaths()
     }
 
     public var name: String { config.name }
+    public var mappingFamily: String { "resnet" }
     public var conv1: Conv2d { get { stem.conv } set { stem.conv = newValue } }
     public var bn1: BatchNorm2d { get { stem.bn } set { stem.bn = newValue } }
 
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
         stem.visitParameters(&v)
-        v.children("layer1", &layer1)
-        v.children("layer2", &layer2)
-        v.children("layer3", &layer3)
-        v.children("layer4", &layer4)
+        v.child("relu", &relu)
+        v.child("maxpool", &maxpool)
+        v.child("layer1", &layer1)
+        v.child("layer2", &layer2)
+        v.child("layer3", &layer3)
+        v.child("layer4", &layer4)
+        v.child("avgpool", &avgpool)
         v.child("fc", &fc)
     }
 
-    public var inputDescription: String { "[N, \(config.inChannels), H, W] with H, W ≥ 1" }
-
-    public var activationPaths: [String] {
-        var paths = ["relu", "maxpool"]
-        for (i, depth) in config.layers.enumerated() {
-            paths += (0..<depth).map { "layer\(i + 1).\($0)" }
-            paths.append("layer\(i + 1)")
-        }
-        return paths + ["avgpool", "fc"]
+    public var inputSpecs: [TensorSpec] {
+        [TensorSpec("input", [.batch, .fixed(config.inChannels), .free("H", example: config.imgSize), .free("W", example: config.imgSize)],
+                    summary: "images, NCHW")]
     }
 
-    public func validateInput(_ shape: [Int]) throws {
-        guard shape.count == 4, shape[0] >= 1, shape[1] == config.inChannels, shape[2] >= 1, shape[3] >= 1 else {
-            throw ModelError.invalidInput(model: name, expected: inputDescription, found: shape)
-        }
-    }
+    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(config.numClasses)])] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
-        var x = stem(input, activation: .relu)
-        capture?("relu", x)
-        x = Kernels.maxPool2d(x, kernel: 3, stride: 2, padding: 1)
-        capture?("maxpool", x)
-        for (i, layer) in [layer1, layer2, layer3, layer4].enumerated() {
-            for (b, block) in layer.enumerated() {
-                x = block(x)
-                capture?("layer\(i + 1).\(b)", x)
-            }
-            capture?("layer\(i + 1)", x)
-        }
-        x = Kernels.adaptiveAvgPool2d(x, outputSize: (1, 1))
-        capture?("avgpool", x)
-        x = fc(x.reshaped([x.shape[0], x.shape[1]]))
-        capture?("fc", x)
-        return x
+        var x = relu.report(stem(input, activation: .relu), to: capture)  // relu fused into the stem's epilogue
+        x = maxpool(x, capture: capture)
+        x = layer1(x, capture: capture)
+        x = layer2(x, capture: capture)
+        x = layer3(x, capture: capture)
+        x = layer4(x, capture: capture)
+        x = avgpool(x, capture: capture)
+        return fc(x.reshaped([x.shape[0], x.shape[1]]), capture: capture)
     }
 }

@@ -12,6 +12,13 @@ public struct FloatTensor: Sendable, Equatable {
         self.data = data
     }
 
+    /// A shape without storage, like PyTorch's `meta` device: lets a model list its parameters (keys, shapes)
+    /// without allocating them. `data` is empty, so such a tensor must never reach a kernel.
+    package init(metaShape shape: [Int]) {
+        self.shape = shape
+        self.data = []
+    }
+
     /// A tensor of `shape` filled with `value`.
     public init(shape: [Int], repeating value: Float = 0) {
         guard let n = ShapeMath.elementCount(shape) else { preconditionFailure("FloatTensor: invalid shape \(shape)") }

@@ -3,16 +3,6 @@ import Models
 import TensorCore
 import WeightMapping
 
-extension ModelRegistry.Architecture {
-    /// The mapping-table family whose keys this architecture registers.
-    public var mappingFamily: String {
-        switch self {
-        case .resnet: return "resnet"
-        case .vit: return "vit"
-        }
-    }
-}
-
 /// Options for loading checkpoint files onto a model.
 public struct LoadOptions: Sendable {
     public var mapping: MappingChoice
@@ -43,7 +33,7 @@ extension Model {
         let catalog = try options.catalog ?? MappingCatalog.standard()
         let expected = expectedParameters
         let keys = Set(expected.map(\.key))
-        let family = (try? ModelRegistry.entry(name))?.architecture.mappingFamily
+        let family = mappingFamily
         var results: [MappingResult] = []
         for file in files {
             let sd = try Checkpoint.open(file, key: options.key)

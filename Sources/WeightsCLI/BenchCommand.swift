@@ -16,6 +16,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Model name (see `weights models`).")
     var model: String
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Model option KEY=VALUE (repeatable; see `weights models`).", valueName: "KEY=VALUE"))
+    var config: [String] = []
+
     @Option(name: .long, help: "Batch size.")
     var batch: Int = 1
 
@@ -34,21 +37,14 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let entry = try ModelRegistry.entry(model)
-        var m = try entry.make(seed: 0)
+        var m = try ModelRegistry.make(name: model, config: config)
         if let load { return try benchLoad(load, model: &m) }
-        let side: Int
-        switch entry.architecture {
-        case .vit(let c): side = c.imgSize
-        case .resnet: side = model.hasSuffix("_tiny") ? 32 : 224
-        }
-        var rng = SeededGenerator(seed: 1)
-        let x = rng.uniformTensor([batch, 3, side, side], bound: 1)
-        _ = try m.forward(x)
+        let x = Self.exampleInputs(m, batch: batch)
+        _ = try m.forward(inputs: x)
         var times: [Double] = []
         let clock = ContinuousClock()
         for _ in 0..<runs {
-            let d = try clock.measure { _ = try m.forward(x) }
+            let d = try clock.measure { _ = try m.forward(inputs: x) }
             times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
         }
         times.sort()
@@ -57,6 +53,21 @@ struct BenchCommand: ParsableCommand {
             print(JSON.object([("model", .string(model)), ("batch", .int(Int64(batch))), ("median_ms", .double(median))]).rendered(pretty: false))
         } else {
             print(String(format: "%@ batch %ld: median %.2f ms over %ld runs (min %.2f, max %.2f)", model, batch, median, runs, times.first!, times.last!))
+        }
+    }
+
+    /// Inputs at each spec's example shape (free dimensions at their example size, batch `batch`): seeded
+    /// uniform floats, token ids 0, masks true.
+    static func exampleInputs(_ m: any Model, batch: Int) -> [InputTensor] {
+        var rng = SeededGenerator(seed: 1)
+        return m.inputSpecs.map { spec in
+            let shape = spec.exampleShape(batch: batch)
+            let n = shape.reduce(1, *)
+            switch spec.dtype {
+            case .int64: return .int64(shape: shape, values: [Int64](repeating: 0, count: n))
+            case .bool: return .bool(shape: shape, values: [Bool](repeating: true, count: n))
+            default: return .float32(rng.uniformTensor(shape, bound: 1))
+            }
         }
     }
 

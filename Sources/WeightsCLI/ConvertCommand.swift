@@ -32,6 +32,9 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .long, help: "Target model (see `weights models`): the output must then load onto it under strict.")
     var model: String?
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Option of the --model, KEY=VALUE (repeatable; see `weights models`).", valueName: "KEY=VALUE"))
+    var config: [String] = []
+
     @Flag(name: .long, help: "Overwrite an existing output file.")
     var force = false
 
@@ -54,11 +57,14 @@ struct ConvertCommand: ParsableCommand {
             throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
         }
         let source = try Checkpoint.open(input, key: key, options: ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes))
-        let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: model)
+        if !config.isEmpty && model == nil { throw ValidationError("--config needs --model") }
+        let target = try model.map { try ModelRegistry.entry($0).describe(options: ModelRegistry.entry($0).resolve(assignments: config)) }
+        let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: target)
         let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
         var meta = Self.provenance(source, key: key)
         if let tableName { meta["mapping_table"] = tableName }
         if let model { meta["model"] = model }
+        if !config.isEmpty { meta["model_config"] = config.joined(separator: " ") }
 
         let inputSize = (try? fm.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
         let bar = ProgressBar(total: Self.outputBytes(sd, cast: cast), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
@@ -88,15 +94,15 @@ struct ConvertCommand: ParsableCommand {
 
     /// The checkpoint seen through the chosen table (names unchanged for `none`), and the table's name.
     /// With a model, the mapped tensors must cover the model exactly (what `strict` loading needs).
-    static func mapped(_ sd: StateDict, mapping: MappingChoice, model: String?) throws -> (StateDict, String?) {
+    static func mapped(_ sd: StateDict, mapping: MappingChoice, model target: ModelDescription?) throws -> (StateDict, String?) {
+        let model = target?.name
         if mapping == .none && model == nil { return (sd, nil) }
-        let entry = try model.map { try ModelRegistry.entry($0) }
-        let expected = entry.map { $0.parameterSpecs.map { ExpectedParameter(key: $0.key, shape: $0.shape, dtype: $0.dtype) } }
+        let expected = target.map { $0.parameterSpecs.map { ExpectedParameter(key: $0.key, shape: $0.shape, dtype: $0.dtype) } }
         let keys = expected.map { Set($0.map(\.key)) }
         let catalog = try MappingCatalog.standard()
         let table: MappingTable
         do {
-            table = try catalog.resolve(mapping, for: sd, model: model, family: entry?.architecture.mappingFamily, expectedKeys: keys)
+            table = try catalog.resolve(mapping, for: sd, model: model, family: target?.mappingFamily, expectedKeys: keys)
         } catch let e as MappingError where mapping == .auto && model == nil && e.description.contains("no mapping table recognises") {
             return (sd, nil)  // the summary says the names were kept
         }
@@ -105,7 +111,7 @@ struct ConvertCommand: ParsableCommand {
             let report = WeightLoader.check(result, expected: expected)
             if !report.succeeded {
                 FileHandle.standardError.write(Data(report.rendered().utf8))
-                throw CLIFailure("\(sd.file): mapped through \(table.name), the tensors do not load onto \(model!) under strict: \(report.problems.joined(separator: "; "))")
+                throw CLIFailure("\(sd.file): mapped through \(table.name), the tensors do not load onto \(model ?? "the model") under strict: \(report.problems.joined(separator: "; "))")
             }
         }
         return (result.stateDict, table.name)

@@ -7,9 +7,11 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Load weights onto a Swift model, run it on stored inputs and compare with stored PyTorch outputs.",
         discussion: """
-            REF holds `input` (N×3×H×W float32) and `output`, and optionally intermediate activations named by model \
-            path (`layer1`, `blocks.5`); the first intermediate that diverges is reported. An element passes when \
-            |actual − ref| ≤ atol + rtol·|ref|; by default atol = 1e-4·max|ref| and rtol = 1e-4. \
+            REF holds the inputs — `input` for a model with one input, `input.<name>` for each of several (float32, \
+            int64 or bool; names as `weights models --json` lists them) — and the outputs: `output`, or `output.0`, \
+            `output.1`, … for a tuple. Every output is compared and reported. Other floating tensors are intermediate \
+            activations named by module path (`layer1`, `blocks.5`); the first that diverges is reported. An element \
+            passes when |actual − ref| ≤ atol + rtol·|ref|; by default atol = 1e-4·max|ref| and rtol = 1e-4. \
             Exit status: 0 outputs agree, 2 outputs differ, 1 error (including a load that violates its policy).
             """
     )
@@ -17,10 +19,13 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Model name (see `weights models`).")
     var model: String
 
+    @Option(name: .customLong("config"), help: ArgumentHelp("Model option KEY=VALUE (repeatable; see `weights models`).", valueName: "KEY=VALUE"))
+    var config: [String] = []
+
     @Option(name: .long, help: "Checkpoint file; repeat to load several in order.")
     var weights: [String] = []
 
-    @Option(name: .long, help: "Reference file with `input` and `output` (safetensors, h5, npz or pth).")
+    @Option(name: .long, help: "Reference file with the inputs and outputs (safetensors, h5, npz or pth).")
     var reference: String
 
     @Option(name: .long, help: "Mapping table: auto, a table name (see `weights mappings`) or a table file.")
@@ -45,7 +50,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
-        var m = try ModelRegistry.make(name: model)
+        var m = try ModelRegistry.make(name: model, config: config)
         let report: LoadReport
         do {
             report = try m.load(weights, options: LoadOptions(mapping: MappingChoice(mapping), policy: policy.policy))

@@ -18,23 +18,75 @@ final class RegistrationTests: XCTestCase {
         }
     }
 
-    /// The listing without building (registry) equals what a built model registers.
-    func testAnalyticSpecsEqualBuiltModels() throws {
-        let configs: [ModelRegistry.Architecture] = [
-            .resnet(.resnet18), .resnet(.resnet18CBAM), .resnet(ModelRegistry.tinyResNet18), .resnet(ModelRegistry.tinyResNet18CBAM),
-            .resnet(ResNetConfig(name: "odd", layers: [1, 3, 1, 2], widths: [32, 32, 48, 64], numClasses: 3, inChannels: 1, cbam: true, cbamRatio: 8, spatialKernel: 3)),
-            .vit(ModelRegistry.tinyViT),
-            .vit(ViTConfig(name: "no-head", imgSize: 16, patchSize: 4, numClasses: 0, embedDim: 24, depth: 1, numHeads: 3, mlpRatio: 2, qkvBias: false)),
+    /// The listing from a meta build (shapes only) equals what a seeded build registers, for every named model
+    /// small enough to build here and for odd option combinations.
+    func testMetaSpecsEqualBuiltModels() throws {
+        let cases: [(String, [String])] = [
+            ("resnet18", []), ("resnet18_cbam", []), ("resnet18_tiny", []), ("resnet18_cbam_tiny", []),
+            ("resnet18_tiny", ["layers=1,3,1,2", "widths=32,32,48,64", "num_classes=3", "in_chans=1", "cbam=true",
+                               "cbam_ratio=8", "spatial_kernel=3"]),
+            ("vit_tiny_patch8_32", []),
+            ("vit_tiny_patch8_32", ["img_size=16", "patch_size=4", "num_classes=0", "embed_dim=24", "depth=1", "num_heads=3",
+                                    "mlp_ratio=2", "qkv_bias=false", "representation_size=0"]),
         ]
-        for arch in configs {
-            let entry = ModelRegistry.Entry(name: "x", architecture: arch, summary: "")
-            let built = try entry.make(seed: 1)
-            XCTAssertEqual(built.parameterSpecs, entry.parameterSpecs, "\(arch)")
-            XCTAssertEqual(built.parameterCount, entry.parameterCount)
+        for (name, config) in cases {
+            let entry = try ModelRegistry.entry(name)
+            let options = try entry.resolve(assignments: config)
+            let built = try entry.make(options: options, seed: 1)
+            let described = try entry.describe(options: options)
+            XCTAssertEqual(built.parameterSpecs, described.parameterSpecs, "\(name) \(config)")
+            XCTAssertEqual(built.parameterCount, described.parameterCount)
+            XCTAssertEqual(built.activationPaths, described.activationPaths)
+            XCTAssertEqual(built.inputSpecs, described.inputs)
         }
         // Familiar totals: torchvision resnet18 has 11,689,512 parameters; ViT-B/16 (1k) 86,567,656.
         XCTAssertEqual(try ModelRegistry.entry("resnet18").parameterCount, 11_689_512)
         XCTAssertEqual(try ModelRegistry.entry("vit_base_patch16_224").parameterCount, 86_567_656)
+        XCTAssertEqual(Set(ModelRegistry.names).count, ModelRegistry.names.count, "names are unique across families")
+        // ViT-H/14 is listed without allocating its 660M parameters (2.6 GB).
+        XCTAssertEqual(try ModelRegistry.entry("vit_huge_patch14_224_in21k").parameterCount, 660_385_363)
+    }
+
+    // MARK: composition
+
+    /// A stem as MobileViT-style code writes it: Sequential of blocks, each a Sequential(conv, bn, act) under
+    /// `conv` — the keys `stem.0.conv.0.weight` and paths `stem.0`, `stem` fall out of the structure.
+    struct StemBlock: Layer {
+        var conv: ConvBNAct
+        var modulePath = ""
+        var reportsOutput: Bool { true }
+        mutating func visitParameters(_ v: inout some ParameterVisitor) { v.child("conv", &conv) }
+        func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor { report(conv(x), to: capture) }
+    }
+
+    struct Composite: Module {
+        var stem: Sequential<StemBlock>
+        var pool = AdaptiveAvgPool2d(1, 1)
+        mutating func visitParameters(_ v: inout some ParameterVisitor) {
+            v.child("stem", &stem)
+            v.child("pool", &pool)
+        }
+    }
+
+    func testSequentialKeysAndPathsFallOutOfTheStructure() throws {
+        var rng = ParameterInit.seeded(0)
+        var c = Composite(stem: Sequential([
+            StemBlock(conv: ConvBNAct(3, 4, kernel: 3, stride: 2, activation: .relu, rng: &rng)),
+            StemBlock(conv: ConvBNAct(4, 4, kernel: 1, activation: .function(.sigmoid), rng: &rng)),
+        ]))
+        c.bindModulePaths()
+        var lister = SpecLister()
+        c.visitParameters(&lister)
+        XCTAssertEqual(lister.specs.map(\.key).filter { $0.hasSuffix("weight") },
+                       ["stem.0.conv.0.weight", "stem.0.conv.1.weight", "stem.1.conv.0.weight", "stem.1.conv.1.weight"])
+        XCTAssertEqual(lister.specs.first?.shape, [4, 3, 3, 3])
+        XCTAssertEqual(c.reportedPaths, ["stem.0", "stem.1", "stem", "pool"])
+        XCTAssertEqual(c.stem[1].modulePath, "stem.1")
+        var seen: [String] = []
+        let y = c.stem(FloatTensor(shape: [1, 3, 8, 8], repeating: 0.5)) { p, _ in seen.append(p) }
+        XCTAssertEqual(y.shape, [1, 4, 4, 4])
+        XCTAssertEqual(seen, ["stem.0", "stem.1", "stem"])
+        XCTAssertTrue(y.data.allSatisfy { $0 > 0 && $0 < 1 }, "sigmoid applied")
     }
 
     // MARK: every stored tensor is registered (Mirror walk)
@@ -112,6 +164,7 @@ final class RegistrationTests: XCTestCase {
         let resnet = try ModelRegistry.make(name: "resnet18_tiny")
         XCTAssertThrowsError(try resnet.forward(FloatTensor(shape: [1, 1, 32, 32])))
         XCTAssertThrowsError(try ResNet(ResNetConfig(name: "bad", layers: [2, 2, 2, 2], widths: [8, 8, 8, 8], cbam: true)))
+        XCTAssertThrowsError(try ModelRegistry.make(name: "resnet18_tiny", config: ["widths=8,8,8,8", "cbam=true"]))
     }
 
     // MARK: initialisation and caches
@@ -135,7 +188,7 @@ final class RegistrationTests: XCTestCase {
 
     /// Setting a BN statistic after a forward pass must invalidate the folded convolution, and copies must not share it.
     func testFoldedBatchNormFollowsParameterChanges() throws {
-        var model = try ResNet(ModelRegistry.tinyResNet18, seed: 3)
+        var model = try XCTUnwrap(ModelRegistry.make(name: "resnet18_tiny", seed: 3) as? ResNet)
         let x = FloatTensor(shape: [1, 3, 32, 32], data: (0..<3072).map { Float($0 % 17) / 17 - 0.5 })
         let before = try model.forward(x)
         let original = model
@@ -145,7 +198,7 @@ final class RegistrationTests: XCTestCase {
         XCTAssertEqual(try original.forward(x).data, before.data, "copy kept its own folded weights")
 
         // Direct property mutation invalidates too, and matches a model built with that value from the start.
-        var direct = try ResNet(ModelRegistry.tinyResNet18, seed: 3)
+        var direct = try XCTUnwrap(ModelRegistry.make(name: "resnet18_tiny", seed: 3) as? ResNet)
         _ = try direct.forward(x)
         direct.bn1.runningMean = FloatTensor(shape: [4], data: [0.5, -0.5, 1, 2])
         XCTAssertEqual(try direct.forward(x).data, after.data)

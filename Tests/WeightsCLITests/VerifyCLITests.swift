@@ -101,4 +101,58 @@ final class VerifyCLITests: XCTestCase {
             XCTAssertTrue(mappings.stdout.contains(name), name)
         }
     }
+
+    /// `models --json` lists each model's options with defaults, its inputs and outputs.
+    func testModelsListsOptionsInputsAndOutputs() throws {
+        let r = try CLI.run(["models", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let list = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        let tiny = try XCTUnwrap(list.first { $0["name"] as? String == "resnet18_tiny" })
+        let options = try XCTUnwrap(tiny["options"] as? [[String: Any]])
+        let numClasses = try XCTUnwrap(options.first { $0["key"] as? String == "num_classes" })
+        XCTAssertEqual(numClasses["default"] as? Int, 10)
+        XCTAssertEqual(numClasses["type"] as? String, "int")
+        XCTAssertEqual(options.first { $0["key"] as? String == "widths" }?["default"] as? [Int], [4, 8, 16, 32])
+        let input = try XCTUnwrap((tiny["inputs"] as? [[String: Any]])?.first)
+        XCTAssertEqual(input["name"] as? String, "input")
+        XCTAssertEqual(input["dtype"] as? String, "float32")
+        XCTAssertEqual((input["shape"] as? [Any])?.count, 4)
+        let output = try XCTUnwrap((tiny["outputs"] as? [[String: Any]])?.first)
+        XCTAssertEqual(output["shape"] as? [AnyHashable], ["N", 10])
+        // Every classifier takes num_classes.
+        for m in list { XCTAssertTrue(((m["options"] as? [[String: Any]]) ?? []).contains { $0["key"] as? String == "num_classes" }, "\(m["name"] ?? "?")") }
+    }
+
+    /// `--config KEY=VALUE` reshapes a named model: resnet18 with the tiny widths and 10 classes verifies against the
+    /// tiny fixture; unknown or malformed options are one error line listing the valid ones.
+    func testConfigOptionsOnVerifyConvertAndBench() throws {
+        let base = ["verify", "--model", "resnet18", "--weights", weights("resnet18_tiny.zip.pth"), "--reference", reference("resnet18_tiny")]
+        let ok = try CLI.run(base + ["--config", "widths=4,8,16,32", "--config", "num_classes=10"])
+        XCTAssertEqual(ok.status, 0, ok.stderr + ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("PASS"))
+        let cases: [([String], String)] = [
+            (["--config", "num_clases=10"], "model resnet18 has no option 'num_clases' (did you mean 'num_classes'?); valid options: num_classes (int"),
+            (["--config", "num_classes=ten"], "model resnet18: option num_classes=ten: expected int 1…1000000; valid options:"),
+            (["--config", "widths"], "expected KEY=VALUE; valid options:"),
+            (["--config", "cbam=maybe"], "option cbam=maybe: expected bool"),
+        ]
+        for (extra, fragment) in cases {
+            let r = try CLI.run(base + extra)
+            XCTAssertEqual(r.status, 1, "\(extra)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains(fragment), "\(extra): \(r.stderr)")
+        }
+        let dir = NSTemporaryDirectory() + "weights-config-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let converted = try CLI.run(["convert", weights("resnet18_tiny.zip.pth"), "-o", dir + "/c.safetensors", "--model", "resnet18",
+                                     "--config", "widths=4,8,16,32", "--config", "num_classes=10"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        let wrong = try CLI.run(["convert", weights("resnet18_tiny.zip.pth"), "-o", dir + "/w.safetensors", "--model", "resnet18",
+                                 "--config", "widths=4,8,16,32"])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.stderr.contains("do not load onto resnet18"), wrong.stderr)
+        let bench = try CLI.run(["bench", "--model", "vit_tiny_patch8_32", "--config", "depth=1", "--runs", "1", "--json"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+    }
 }

@@ -18,7 +18,7 @@ extension Kernels {
 
     /// Element-wise functions evaluated with `FastMath`, 8 lanes at a time, in parallel chunks.
     public enum VectorFunction: Sendable {
-        case gelu, tanh, sigmoid, exp
+        case gelu, tanh, sigmoid, silu, exp
 
         @inline(__always)
         func apply(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -26,6 +26,7 @@ extension Kernels {
             case .gelu: FastMath.apply(p, n, FastMath.gelu)
             case .tanh: FastMath.apply(p, n, FastMath.tanh)
             case .sigmoid: FastMath.apply(p, n, FastMath.sigmoid)
+            case .silu: FastMath.apply(p, n, FastMath.silu)
             case .exp: FastMath.apply(p, n, FastMath.exp)
             }
         }
@@ -64,6 +65,13 @@ extension Kernels {
     public static func sigmoid(_ x: FloatTensor) -> FloatTensor {
         var y = x
         applyInPlace(.sigmoid, &y)
+        return y
+    }
+
+    /// `nn.SiLU`: x · σ(x).
+    public static func silu(_ x: FloatTensor) -> FloatTensor {
+        var y = x
+        applyInPlace(.silu, &y)
         return y
     }
 

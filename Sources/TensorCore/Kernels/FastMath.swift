@@ -8,6 +8,7 @@
 ///         GELU error ≤ 1e-6 relative where |GELU(x)| ≥ 0.01 and ≤ 1e-8 absolute below (the float rounding of the
 ///         exp argument −z² limits it in the far negative tail).
 ///   tanh: odd polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) otherwise; ≤ ~3 ulp.
+///   sigmoid, silu: from e^(−|x|) (never overflows); relative error < 4e-7.
 public enum FastMath {
     public typealias V = SIMD8<Float>
 
@@ -93,10 +94,22 @@ public enum FastMath {
 
     @inline(__always)
     public static func sigmoid(_ x: V) -> V {
-        // e = exp(−|x|) ≤ 1 never overflows; σ(x) = 1/(1+e) for x ≥ 0, e/(1+e) for x < 0.
-        let e = exp(-vabs(x))
+        // e = exp(−|x|) ≤ 1 never overflows (so the cheaper `expUpTo88` serves); σ(x) = 1/(1+e) for x ≥ 0,
+        // e/(1+e) for x < 0. NaN stays NaN.
+        let e = expUpTo88(-vabs(x))
         let inv = V(repeating: 1) / (V(repeating: 1) + e)
         return inv.replacing(with: e * inv, where: x .< 0)
+    }
+
+    /// SiLU (swish) as PyTorch evaluates it: x / (1 + e^(−x)). The exponent is capped at 88 (beyond it the result is
+    /// below 1e-36 in magnitude and PyTorch's own value underflows towards −0), so the cheaper `expUpTo88` serves;
+    /// +inf → +inf, −inf → NaN (PyTorch's −inf/inf), NaN → NaN.
+    @inline(__always)
+    public static func silu(_ x: V) -> V {
+        let a = -x
+        let e = expUpTo88(a.replacing(with: V(repeating: 88), where: a .> 88))
+        let y = x / (V(repeating: 1) + e)
+        return y.replacing(with: V(repeating: .nan), where: x .== -.infinity)
     }
 
     @inline(__always)

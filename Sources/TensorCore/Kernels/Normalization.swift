@@ -23,6 +23,9 @@ extension Kernels {
                         switch activation {
                         case .none: for i in 0..<spatial { p[i] = p[i] * a + b }
                         case .relu: for i in 0..<spatial { p[i] = Swift.max(p[i] * a + b, 0) }
+                        case .silu:
+                            for i in 0..<spatial { p[i] = p[i] * a + b }
+                            activation.apply(p, spatial)
                         }
                     }
                 }

@@ -150,7 +150,7 @@ extension Kernels {
                                     u: ub.baseAddress!, patchOffset: ob.baseAddress!, dest: db.baseAddress!,
                                     extent: eb.baseAddress!, bias: bias == nil ? nil : bb.baseAddress!,
                                     residual: residual == nil ? nil : rb.baseAddress!, out: yb.baseAddress!,
-                                    outPlane: ho * wo, outRow: wo, relu: activation == .relu)
+                                    outPlane: ho * wo, outRow: wo, activation: activation)
             let scratchBase = SendablePointer(sb.baseAddress!)
             if chunked {
                 Parallel.forEachChunk(n * cin, costPerItem: planeP) { range in range.forEach(pad) }
@@ -197,7 +197,7 @@ private struct WinogradPass: @unchecked Sendable {
     let bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
     let out: UnsafeMutablePointer<Float>
     let outPlane: Int, outRow: Int
-    let relu: Bool
+    let activation: Epilogue
 
     /// V[c][6·i + j][t − tiles.lowerBound] = (Bᵀ d B)[i][j] for the given channels and tiles (row stride `ld`).
     /// Channel-major, so one channel's 36 rows are written together; the GEMMs read position p with stride 36·ld.
@@ -268,6 +268,11 @@ private struct WinogradPass: @unchecked Sendable {
                         let t = outputTransform(cols[j], cols[4 + j], cols[8 + j], cols[12 + j], cols[16 + j], cols[20 + j])
                         y[j] = t.0; y[4 + j] = t.1; y[8 + j] = t.2; y[12 + j] = t.3
                     }
+                    // SiLU without a residual is applied here, 8 tiles at a time; otherwise in the scatter below.
+                    let siluHere = activation == .silu && residual == nil
+                    if siluHere { for q in 0..<16 { y[q] = FastMath.silu(y[q] + beta) } }
+                    let rowBias = siluHere ? 0 : beta
+                    let scatterActivation: Epilogue = siluHere ? .none : activation
                     // Scatter the 4×4 tiles with the epilogue: whole rows of four where the tile is inside the map.
                     for lane in 0..<Swift.min(8, tiles.upperBound - g) {
                         let at = dest[g + lane] + k * outPlane
@@ -277,15 +282,19 @@ private struct WinogradPass: @unchecked Sendable {
                             let d = out + at + i * wo
                             let q = yf + 32 * i + lane
                             if colsValid == 4 {
-                                var row = SIMD4<Float>(q[0], q[8], q[16], q[24]) + beta
+                                var row = SIMD4<Float>(q[0], q[8], q[16], q[24]) + rowBias
                                 if let residual { row += UnsafeRawPointer(residual + at + i * wo).loadUnaligned(as: SIMD4<Float>.self) }
-                                if relu { row = row.replacing(with: 0, where: row .< 0) }
+                                switch scatterActivation {
+                                case .none: break
+                                case .relu: row = row.replacing(with: 0, where: row .< 0)
+                                case .silu: for j in 0..<4 { row[j] = Epilogue.silu(row[j]) }
+                                }
                                 UnsafeMutableRawPointer(d).storeBytes(of: row, as: SIMD4<Float>.self)
                             } else {
                                 for j in 0..<colsValid {
-                                    var value = q[8 * j] + beta
+                                    var value = q[8 * j] + rowBias
                                     if let residual { value += residual[at + i * wo + j] }
-                                    d[j] = relu ? Swift.max(value, 0) : value
+                                    d[j] = scatterActivation(value)
                                 }
                             }
                         }

@@ -22,6 +22,11 @@ enum FuzzMode: String, CaseIterable {
     /// The input is a .npy header dict literal, then optionally a 0x00 byte and the array data. Magic, version 1.0
     /// and the header length are added.
     case npy
+    /// The input is an HDF5 file whose first 8 bytes are replaced by the HDF5 signature; it goes to
+    /// `HDF5Reader.read` directly (no sniffing) and every dataset is loaded, so mutations reach libhdf5's data read
+    /// (chunk index, filters, type conversion) and the checks in front of it (HDF5Checks.swift), which run in the
+    /// reader's child process.
+    case hdf5
 
     func file(for input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         switch self {
@@ -50,6 +55,8 @@ enum FuzzMode: String, CaseIterable {
             out.append(contentsOf: h)
             out.append(contentsOf: data)
             return out
+        case .hdf5:
+            return [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + Array(input.dropFirst(8))
         }
     }
 

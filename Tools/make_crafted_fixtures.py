@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Tests/CheckpointsTests/Fixtures/hostile/: small crafted inputs for the classes of issue 12 that the zip,
+"""Writes Tests/CheckpointsTests/Fixtures/crafted/: small crafted inputs for the classes of issue 12 that the zip,
 pickle, .npy, safetensors and mapping layers must refuse (ambiguous zips, CRC errors, pickle work bombs, header
 ambiguities and amplification, shape overflow in transforms), and EXPECTED.json, the table the tests read:
 
@@ -12,7 +12,7 @@ ambiguities and amplification, shape overflow in transforms), and EXPECTED.json,
 `safe` lists inputs that must convert with exit 0 (bounded work, not an error).
 
 Standard library only (struct, zlib, json): every byte is written here, nothing is produced by torch or numpy, so
-the files stay a few KB and each field that a case breaks is explicit. Run: python3 Tools/make_hostile_fixtures.py
+the files stay a few KB and each field that a case breaks is explicit. Run: python3 Tools/make_crafted_fixtures.py
 (written with CPython 3.12; the output does not depend on the version).
 """
 import json
@@ -20,7 +20,7 @@ import os
 import struct
 import zlib
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "CheckpointsTests", "Fixtures", "hostile")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "CheckpointsTests", "Fixtures", "crafted")
 
 
 # ------------------------------------------------------------------------------------------------ zip writer
@@ -320,6 +320,6 @@ for name, data in files.items():
     with open(os.path.join(OUT, name), "wb") as f:
         f.write(data)
 with open(os.path.join(OUT, "EXPECTED.json"), "w") as f:
-    json.dump({"generator": "Tools/make_hostile_fixtures.py", "cases": cases, "safe": safe}, f, indent=1)
+    json.dump({"generator": "Tools/make_crafted_fixtures.py", "cases": cases, "safe": safe}, f, indent=1)
     f.write("\n")
 print(f"{len(files)} files, {sum(len(d) for d in files.values())} bytes -> {os.path.normpath(OUT)}")
