@@ -3,6 +3,13 @@ public enum Checkpoint {
     /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
     /// `options` holds the CRC and output-size checks (see `ReadOptions`).
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        let faults = MappingGuard.faultCount
+        let sd = try openUnchecked(path, options: options)
+        try MappingGuard.check(since: faults)  // the file shrank while mapped: what was read may be zeros
+        return sd
+    }
+
+    private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             let sd = try read(format, path: path, options: options)

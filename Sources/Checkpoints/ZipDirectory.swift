@@ -310,14 +310,7 @@ final class WindowedReader {
 
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            close(fd)
-            throw CheckpointError("cannot stat: \(String(cString: strerror(errno)))", file: path)
-        }
-        size = Int(st.st_size)
+        (fd, size) = try InputFile.open(path)
     }
 
     deinit { close(fd) }

@@ -47,16 +47,19 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
     var maxOutputBytes: ByteCount?
 
+    @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
+    var strict = false
+
     func run() throws {
         let outPath = output ?? Self.defaultOutput(for: input, to: to)
         let fm = FileManager.default
         if Self.sameFile(input, outPath) {
             throw CLIFailure("refusing to write over the input file \(input)")
         }
-        if fm.fileExists(atPath: outPath) && !force {
-            throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
-        }
+        // Checked again, atomically, when the output is moved into place (AtomicOutput).
+        try AtomicOutput.checkDestination(outPath, overwrite: force)
         let source = try Checkpoint.open(input, key: key, options: ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes))
+        if let notice = try source.checkNeutralisedGlobals(strict: strict) { printNotice(notice, kind: source.neutralisedGlobalsAreTorchOnly ? "note" : "warning") }
         if !config.isEmpty && model == nil { throw ValidationError("--config needs --model") }
         let target = try model.map { try ModelRegistry.entry($0).describe(options: ModelRegistry.entry($0).resolve(assignments: config)) }
         let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: target)
@@ -65,31 +68,33 @@ struct ConvertCommand: ParsableCommand {
         if let tableName { meta["mapping_table"] = tableName }
         if let model { meta["model"] = model }
         if !config.isEmpty { meta["model_config"] = config.joined(separator: " ") }
+        let (carried, dropped) = OutputMetadata.fit(meta, first: Self.provenanceKeys)
+        if !dropped.isEmpty { printNotice("\(input): \(OutputMetadata.summary(dropped))", kind: "note") }
 
         let inputSize = (try? fm.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
         let bar = ProgressBar(total: Self.outputBytes(sd, cast: cast), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let start = Date()
         switch to {
         case .safetensors:
-            let out = try AtomicOutput(destination: outPath)
-            try SafetensorsWriter.write(sd, to: out, dtype: cast, metadata: meta, progress: bar.update)
+            let out = try AtomicOutput(destination: outPath, overwrite: force)
+            try SafetensorsWriter.write(sd, to: out, dtype: cast, metadata: carried, progress: bar.update)
             try out.commit(durable: sync)
         case .h5:
-            let out = try AtomicOutput(destination: outPath)
-            try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: cast, metadata: meta, progress: bar.update)
+            let out = try AtomicOutput(destination: outPath, overwrite: force)
+            try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: cast, metadata: carried, progress: bar.update)
             try out.commit(durable: sync)
         }
         bar.finish()
         let seconds = Date().timeIntervalSince(start)
         let written = (try? fm.attributesOfItem(atPath: outPath)[.size] as? Int) ?? 0
-        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
+        print("\(TerminalText.escape(input)) (\(sd.format.rawValue)) -> \(TerminalText.escape(outPath)) (\(to.rawValue))")
         if let tableName {
-            print("mapping: \(tableName) (tensors renamed and transformed to model keys)")
+            print("mapping: \(TerminalText.escape(tableName)) (tensors renamed and transformed to model keys)")
         } else if mapping == "auto" {
             print("mapping: none (no mapping table recognises these keys; names kept as in the checkpoint)")
         }
         print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(written))  time: \(String(format: "%.2f", seconds)) s")
-        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
+        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count - dropped.count)") }
     }
 
     /// The checkpoint seen through the chosen table (names unchanged for `none`), and the table's name.
@@ -137,6 +142,9 @@ struct ConvertCommand: ParsableCommand {
             return acc + (ShapeMath.byteCount(t.shape, dt) ?? 0)
         }
     }
+
+    /// Provenance entries, carried before the checkpoint's own metadata when limits force a choice.
+    static let provenanceKeys = ["source_file", "source_format", "converted_by", "source_key", "mapping_table", "model", "model_config"]
 
     /// `__metadata__` for the output: where it came from plus the checkpoint's non-tensor leaves.
     static func provenance(_ sd: StateDict, key: String?) -> [String: String] {

@@ -81,11 +81,12 @@ struct VerifyCommand: ParsableCommand {
         } else {
             print(report.rendered(), terminator: "")
             for c in result.outputs + result.activations {
-                print(Self.line(c))
+                print(TerminalText.escape(Self.line(c)))
             }
-            if let d = result.firstDivergence { print("first divergence: \(d)") }
+            if let d = result.firstDivergence { print("first divergence: \(TerminalText.escape(d))") }
             if !result.unmatched.isEmpty {
-                print("not compared (the model reports no activation of that name; paths: \(m.activationPaths.joined(separator: ", "))): \(result.unmatched.joined(separator: ", "))")
+                let names = result.unmatched.map { TerminalText.escape($0) }.joined(separator: ", ")
+                print("not compared (the model reports no activation of that name; paths: \(m.activationPaths.joined(separator: ", "))): \(names)")
             }
             print(result.passed ? "PASS" : "FAIL: outputs differ")
         }

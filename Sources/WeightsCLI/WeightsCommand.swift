@@ -18,21 +18,31 @@ public struct WeightsCommand: ParsableCommand {
             try command.run()
             Foundation.exit(0)
         } catch let e as CheckpointError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            printError(e.description)
             Foundation.exit(1)
         } catch let e as CLIFailure {
-            if !e.message.isEmpty { FileHandle.standardError.write(Data("error: \(e.message)\n".utf8)) }
+            if !e.message.isEmpty { printError(e.message) }
             Foundation.exit(e.code)
         } catch let e as MappingError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            printError(e.description)
             Foundation.exit(1)
         } catch let e as ModelError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+            printError(e.description)
             Foundation.exit(1)
         } catch {
             exit(withError: error)
         }
     }
+}
+
+/// Writes `error: TEXT` as one line on stderr; TEXT may hold names from files, so it is escaped.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data("error: \(TerminalText.escape(text))\n".utf8))
+}
+
+/// Writes `warning: TEXT` (or `note: TEXT`) as one escaped line on stderr.
+func printNotice(_ text: String, kind: String = "warning") {
+    FileHandle.standardError.write(Data("\(kind): \(TerminalText.escape(text))\n".utf8))
 }
 
 /// A failure the CLI reports with a given exit code.
