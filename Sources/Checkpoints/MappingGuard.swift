@@ -8,8 +8,8 @@ import Glibc
 /// Swift has no `sigsetjmp`, so the handler cannot unwind. Instead it makes the faulting access succeed: it maps
 /// anonymous zero pages over the rest of the damaged mapping (`MAP_FIXED`), marks the mapping's slot as faulted,
 /// bumps a fault counter and returns. Readers check afterwards and throw, so the zeros never reach a result.
-/// A SIGBUS outside every registered mapping restores the default action and returns, so the fault recurs and
-/// the process dies of it as before. The mapping ranges live in preallocated memory and the slot state in
+/// A SIGBUS outside every registered mapping restores the previous action (the Swift runtime's crash reporter) and
+/// returns, so the fault recurs and is handled as before. The mapping ranges live in preallocated memory and the slot state in
 /// lock-free masks, so the handler allocates nothing and takes no lock. 64 mappings can be guarded at once; a
 /// 65th is read unguarded.
 enum MappingGuard {
@@ -30,6 +30,13 @@ enum MappingGuard {
     /// Slot → path, for the error (never touched by the handler).
     static let paths = Mutex<[Int: String]>([:])
     static let installed = Mutex<Bool>(false)
+    /// The SIGBUS action before ours (the Swift runtime's crash reporter, or the default), restored for faults
+    /// that are not ours.
+    nonisolated(unsafe) static let previous: UnsafeMutablePointer<sigaction> = {
+        let p = UnsafeMutablePointer<sigaction>.allocate(capacity: 1)
+        p.initialize(to: sigaction())
+        return p
+    }()
 
     static func register(start: UnsafeRawPointer, count: Int, path: String) -> Int? {
         installHandler()
@@ -85,11 +92,12 @@ enum MappingGuard {
             _ = ranges
             _ = pageSize
             _ = armed.load(ordering: .relaxed)
+            _ = previous
             var sa = sigaction()
             sa.__sigaction_handler.sa_sigaction = mappingGuardSIGBUS
             sigemptyset(&sa.sa_mask)
             sa.sa_flags = SA_SIGINFO
-            sigaction(SIGBUS, &sa, nil)
+            sigaction(SIGBUS, &sa, previous)
         }
     }
 
@@ -116,5 +124,5 @@ private func mappingGuardSIGBUS(_ sig: Int32, _ info: UnsafeMutablePointer<sigin
     let saved = errno
     defer { errno = saved }
     if let info, MappingGuard.patch(UInt(bitPattern: info.pointee._sifields._sigfault.si_addr)) { return }
-    signal(SIGBUS, SIG_DFL)  // not ours: the access faults again and the process dies of SIGBUS as before
+    sigaction(SIGBUS, MappingGuard.previous, nil)  // not ours: the access faults again and is handled as before
 }

@@ -57,6 +57,22 @@ final class SafetyCLITests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("missing\\x1b]0;pwned\\x07\\r.pth"), bad.stderr)
     }
 
+    /// `verify`'s human report: a reference holding a tensor whose name carries escapes (listed as not compared)
+    /// prints it escaped.
+    func testVerifyReportEscapesNames() throws {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        let ref = try Checkpoint.open(tests + "/ModelsTests/Fixtures/vit_tiny_patch8_32.reference.safetensors")
+        var tensors = try ref.tensors.map { ($0.name, try $0.load()) }
+        tensors.append(("evil\u{1B}[2J\nPASS", Tensor(dtype: .float32, shape: [1], bytes: [0, 0, 0, 0])))
+        let hostile = tmp.appendingPathComponent("reference.safetensors").path
+        try writeSafetensors(hostile, tensors)
+        let r = try CLI.run(["verify", "--model", "vit_tiny_patch8_32", "--weights", tests + "/VerificationTests/Fixtures/vit_tiny_patch8_32.jax.npz",
+                             "--reference", hostile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        Self.assertNoControlBytes(r.stdout, "verify report")
+        XCTAssertTrue(r.stdout.contains("evil\\x1b[2J\\nPASS"), r.stdout)
+    }
+
     func testEscapeTable() {
         let rows: [(String, String)] = [
             ("plain.name", "plain.name"),
@@ -280,6 +296,40 @@ final class SafetyCLITests: XCTestCase {
                 XCTAssertTrue("\(e)".contains((path as NSString).lastPathComponent), "\(e)")
             }
         }
+    }
+
+    /// The same through the binary: a convert frozen (SIGSTOP) once its output exists, its input truncated, then
+    /// resumed, ends with one error line naming the input — exit 1, not SIGBUS — and leaves no file behind.
+    func testInputTruncatedDuringConvert() throws {
+        let input = tmp.appendingPathComponent("shrinking.safetensors").path
+        let out = tmp.appendingPathComponent("shrinking.out.safetensors").path
+        var elements = 1 << 16
+        var caught = false
+        for _ in 0..<4 where !caught {
+            try writeSafetensors(input, (0..<16).map { i in
+                ("t\(i)", Tensor(dtype: .float32, shape: [elements], bytes: [UInt8](repeating: UInt8(i), count: 4 * elements)))
+            })
+            let p = try Spawned(["convert", input, "-o", out, "--dtype", "float16"])
+            let deadline = Date().addingTimeInterval(60)
+            while p.poll() == nil, Date() < deadline, (try leftovers()).isEmpty { usleep(200) }
+            guard p.poll() == nil, !(try leftovers()).isEmpty else {
+                _ = p.wait()
+                try? FileManager.default.removeItem(atPath: out)
+                elements *= 4
+                continue
+            }
+            kill(p.pid, SIGSTOP)
+            XCTAssertEqual(truncate(input, 4096), 0)
+            kill(p.pid, SIGCONT)
+            let r = p.wait()
+            caught = true
+            XCTAssertEqual(r.status, 1, "status \(r.status) (minus a signal number if killed): \(r.stderr)")
+            XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("shrinking.safetensors") && r.stderr.contains("shrank while it was being read"), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+            XCTAssertEqual(try leftovers(), [])
+        }
+        XCTAssertTrue(caught, "never caught a convert in progress")
     }
 
     // MARK: 18. long output names
