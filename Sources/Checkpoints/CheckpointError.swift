@@ -1,9 +1,10 @@
 import Foundation
+import TensorCore
 
 /// The one error type of the checkpoint layer. Each field is filled by whoever knows it: the byte reader its
 /// offset, the zip layer its member, the flattener the key, the caller the file. `description` renders them
 /// in one line: `model.pth: member 'archive/data.pkl', byte 1234, key 'layer1.0.weight': what went wrong`.
-public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct CheckpointError: WeightsError, Equatable {
     public var file: String?
     public var member: String?
     public var offset: Int?

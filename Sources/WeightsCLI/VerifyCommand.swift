@@ -57,12 +57,12 @@ struct VerifyCommand: ParsableCommand {
         } catch let e as MappingError {
             if let r = e.report {
                 if json {
-                    print(JSON.object([("passed", .bool(false)), ("error", .string(e.description)), ("load", r.json)]).rendered())
+                    print(JSON.object([("passed", .bool(false)), ("error", .string(renderError(e))), ("load", r.json)]).rendered())
                 } else {
                     FileHandle.standardError.write(Data(r.rendered().utf8))
                 }
             }
-            throw CLIFailure(e.description)
+            throw CLIFailure(renderError(e))
         }
         let ref = try ReferenceSet.load(reference)
         let result = try Verifier.verify(m, reference: ref, tolerance: Tolerance(atol: atol, rtol: rtol))

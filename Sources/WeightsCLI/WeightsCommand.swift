@@ -17,17 +17,11 @@ public struct WeightsCommand: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
             Foundation.exit(0)
-        } catch let e as CheckpointError {
-            printError(e.description)
-            Foundation.exit(1)
         } catch let e as CLIFailure {
-            if !e.message.isEmpty { printError(e.message) }
+            if !e.message.isEmpty { printError(renderError(e)) }
             Foundation.exit(e.code)
-        } catch let e as MappingError {
-            printError(e.description)
-            Foundation.exit(1)
-        } catch let e as ModelError {
-            printError(e.description)
+        } catch let e as any WeightsError {
+            printError(renderError(e))
             Foundation.exit(1)
         } catch {
             exit(withError: error)
@@ -46,7 +40,7 @@ func printNotice(_ text: String, kind: String = "warning") {
 }
 
 /// A failure the CLI reports with a given exit code.
-public struct CLIFailure: Error, CustomStringConvertible {
+public struct CLIFailure: WeightsError {
     public var message: String
     public var code: Int32
     public init(_ message: String, code: Int32 = 1) { self.message = message; self.code = code }
