@@ -154,9 +154,10 @@ public final class AtomicOutput {
 
     /// Renames `from` to `to` unless `to` exists, atomically: `renameat2(RENAME_NOREPLACE)`; where the kernel or
     /// file system does not support it, `link(from, to)` (fails if `to` exists) then `unlink(from)`.
-    static func renameNoReplace(_ from: String, _ to: String) throws {
+    /// (`useRenameat2: false` exercises the fallback in tests.)
+    static func renameNoReplace(_ from: String, _ to: String, useRenameat2: Bool = true) throws {
         func exists() -> CheckpointError { CheckpointError("already exists (use --force to overwrite)", file: to) }
-        if let renameat2 {
+        if useRenameat2, let renameat2 {
             if renameat2(AT_FDCWD, from, AT_FDCWD, to, renameNoReplaceFlag) == 0 { return }
             let e = errno
             if e == EEXIST { throw exists() }

@@ -4,8 +4,13 @@ public enum Checkpoint {
     /// `options` holds the CRC and output-size checks (see `ReadOptions`).
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let faults = MappingGuard.faultCount
-        let sd = try openUnchecked(path, options: options)
-        try MappingGuard.check(since: faults)  // the file shrank while mapped: what was read may be zeros
+        // The file shrank while mapped: what was read may be zeros, so that is the error, whatever else failed.
+        let sd: StateDict
+        do { sd = try openUnchecked(path, options: options) } catch {
+            try MappingGuard.check(since: faults)
+            throw error
+        }
+        try MappingGuard.check(since: faults)
         return sd
     }
 

@@ -64,8 +64,13 @@ public struct TensorEntry: Sendable {
     /// Reads the tensor's values (C-contiguous, little-endian). Errors carry the entry's name as key.
     public func load() throws -> Tensor {
         let faults = MappingGuard.faultCount
-        let t = try CheckpointError.withContext(key: name) { try loader() }
-        try MappingGuard.check(since: faults)  // a mapped input shrank meanwhile: the bytes may be zeros
+        // A mapped input shrank meanwhile: the bytes may be zeros, so that is the error, whatever else failed.
+        let t: Tensor
+        do { t = try CheckpointError.withContext(key: name) { try loader() } } catch {
+            try CheckpointError.withContext(key: name) { try MappingGuard.check(since: faults) }
+            throw error
+        }
+        try CheckpointError.withContext(key: name) { try MappingGuard.check(since: faults) }
         return t
     }
 }
