@@ -5,7 +5,7 @@ import Foundation
 /// parser every path uses); stored members are read with `pread` at the offsets it found, deflated members are
 /// inflated with zlib. Every member read into memory has its CRC-32 checked (once per member); zero-copy spans
 /// are checked too when the archive is opened with `verifyCRC`.
-public final class ZipArchive: @unchecked Sendable {
+package final class ZipArchive: @unchecked Sendable {
     public struct Member: Sendable {
         public let index: Int
         public let name: String
