@@ -3,7 +3,8 @@
 
 Sections (each a median over several runs, contenders interleaved so drift affects all alike):
   forward   `weights bench` vs PyTorch (eval, inference_mode, its default thread count) on the same seeded
-            architecture and a random N×3×224×224 input: ResNet-18 and ViT-B/16 at batch 1 and 8.
+            architecture and a random N×3×224×224 input: ResNet-18, ResNet-50 and ViT-B/16 at batch 1 and 8
+            (`--models` picks some).
   convert   `weights convert` of a jx_vit_base_patch16_224_in21k-shaped checkpoint (torch zip, ~413 MB) vs `cp` of it
             vs Python (`torch.load` + `safetensors.save_file`), with each process's peak RSS.
   huge      `weights convert` of a vit_huge_patch14_224_in21k-shaped checkpoint (~2.6 GB) vs `cp`, peak RSS.
@@ -15,7 +16,8 @@ Needs torch, torchvision and safetensors in the Python that runs it, GNU time (/
 release build (`make release`). Generated checkpoints are cached in --workdir (~6 GB with the huge one).
 Usage:
     python Tools/bench.py [--runs 10] [--weights .build/release/weights] [--workdir /tmp/weights-bench]
-                          [--sections forward,convert,huge,inspect,load] [--json results.json]
+                          [--sections forward,convert,huge,inspect,load] [--models resnet18,resnet50,...]
+                          [--json results.json]
 """
 import argparse
 import json
@@ -69,8 +71,8 @@ def section_forward(args, res):
     print(f"\n== forward: weights bench vs torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"median of {args.runs} runs after a warm-up (batch 8: {args.runs_large})", flush=True)
     print(f"{'model':24} {'batch':>5} {'swift ms':>10} {'torch ms':>10} {'ratio':>7}")
-    limits = {"resnet18": (1.0, 0.75), "vit_base_patch16_224": (0.5, None)}
-    for name in ["resnet18", "vit_base_patch16_224"]:
+    limits = {"resnet18": (1.0, 0.75), "resnet50": (1.0, None), "vit_base_patch16_224": (0.5, None)}
+    for name in [m for m in args.models.split(",") if m]:
         for batch in (1, 8):
             runs = args.runs if batch == 1 else args.runs_large
             s = bf.swift_median(args.weights, name, batch, runs)
@@ -79,7 +81,7 @@ def section_forward(args, res):
             print(f"{name:24} {batch:5} {s:10.1f} {t:10.1f} {ratio:6.2f}x", flush=True)
             res.rows.append({"section": "forward", "model": name, "batch": batch, "swift_ms": s, "torch_ms": t,
                              "ratio": ratio})
-            limit, stretch = limits[name]
+            limit, stretch = limits.get(name, (1.0, None))
             res.target(f"{name} batch {batch} forward <= {limit}x PyTorch", f"{ratio:.2f}x", ratio <= limit)
             if stretch:
                 res.target(f"(stretch) {name} batch {batch} forward <= {stretch}x PyTorch", f"{ratio:.2f}x",
@@ -172,6 +174,8 @@ def main():
     ap.add_argument("--weights", default=".build/release/weights")
     ap.add_argument("--workdir", default="/tmp/weights-bench")
     ap.add_argument("--sections", default="forward,convert,huge,inspect,load")
+    ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224"]),
+                    help="forward section: models to time (default: %(default)s)")
     ap.add_argument("--json", help="also write all measurements and verdicts to this file")
     args = ap.parse_args()
     sections = set(args.sections.split(","))

@@ -4,7 +4,8 @@
 For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input, on both
 sides, and prints the medians and the ratio Swift / PyTorch (lower is better; < 1 means Swift is faster).
 PyTorch runs with its default thread count (torch.get_num_threads()), in eval mode under inference_mode, with
-the same architecture definitions as Tools/make_model_fixtures.py (torchvision's resnet18; the seed's ViT).
+the same architecture definitions as Tools/make_model_fixtures.py (torchvision's resnet18 and resnet50; the seed's
+ViT).
 
 Needs torch + torchvision in the Python that runs it, and `swift build -c release`. Usage:
     python Tools/bench_forward.py [--runs 10] [--weights .build/release/weights]
@@ -24,8 +25,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def torch_model(name):
     import torch
     import torchvision
-    if name == "resnet18":
-        return torchvision.models.resnet18()
+    if name in ("resnet18", "resnet50"):
+        return getattr(torchvision.models, name)()
     sys.path.insert(0, HERE)
     import make_model_fixtures as f
     if name == "resnet18_cbam":

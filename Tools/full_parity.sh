@@ -1,43 +1,85 @@
 #!/usr/bin/env bash
-# Full-size parity: real-size random-weight resnet18, resnet18_cbam and vit_base_patch16_224_in21k written by
-# PyTorch (Tools/make_model_fixtures.py --full), loaded by the release `weights` binary and compared with PyTorch's
-# outputs (and intermediates). The ViT also goes through the user's path: a `torch.save`d
-# jx_vit_base_patch16_224_in21k.pth converted with `weights convert`, then verified from the converted file.
+# Full-size parity: real-size random-weight models written by PyTorch (Tools/make_model_fixtures.py --full), loaded
+# by the release `weights` binary and compared with PyTorch's outputs (and intermediates).
+# - resnet18, resnet18_cbam, vit_base_patch16_224_in21k from their safetensors state dicts; the ViT also through the
+#   user's path: a `torch.save`d jx_vit_base_patch16_224_in21k.pth converted with `weights convert`, then verified.
+# - resnet50/101/152 (torchvision's models), resnet50/101/152_cbam (the seed's CBAM Bottleneck ResNet) and senet18
+#   (the seed's SENet-18), each from three files of the same state dict: safetensors, `torch.save` zip and legacy .pth.
+# - resnet50_cbam_merge: torchvision resnet50 weights (zip .pth) merged onto CBAM-ResNet-50 as the seed does, plus the
+#   attention weights as a second file, with --policy merge.
 #
-# Needs a Python with torch, torchvision and safetensors (PYTHON, default /work/venv/bin/python); ~1.5 GB in DIR.
+# Needs a Python with torch, torchvision and safetensors (PYTHON, default /work/venv/bin/python); several GB in DIR.
 # Usage: Tools/full_parity.sh [DIR]      (default /tmp/weights-full-parity)
+#        MODELS="resnet50 resnet50_cbam_merge senet18" Tools/full_parity.sh DIR     (a subset)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-/tmp/weights-full-parity}
 PYTHON=${PYTHON:-/work/venv/bin/python}
+MODELS=${MODELS:-"resnet18 resnet18_cbam vit_base_patch16_224_in21k resnet50 resnet50_cbam resnet50_cbam_merge senet18 resnet101 resnet101_cbam resnet152 resnet152_cbam"}
 
 bash Tools/setup.sh
 swift build -c release --static-swift-stdlib --product weights >/dev/null   # as `make release`
 W=.build/release/weights
+mkdir -p "$DIR"
 
-if [ ! -f "$DIR/vit_base_patch16_224_in21k.reference.safetensors" ]; then
-  echo "writing the full-size parity set into $DIR ..."
-  "$PYTHON" Tools/make_model_fixtures.py --full "$DIR"
+missing=()
+for m in $MODELS; do [ -f "$DIR/$m.reference.safetensors" ] || missing+=("$m"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "writing the full-size parity set (${missing[*]}) into $DIR ..."
+  "$PYTHON" Tools/make_model_fixtures.py --full "$DIR" --models "$(IFS=,; echo "${missing[*]}")"
 fi
-if [ ! -f "$DIR/jx_vit_base_patch16_224_in21k.pth" ]; then
-  "$PYTHON" - "$DIR" <<'PY'
-import sys, torch
+
+# The same state dict as torch.save zip and legacy files (legacy without num_batches_tracked, as torchvision's
+# pre-1.0 files are).
+"$PYTHON" - "$DIR" $MODELS <<'PY'
+import os, sys, torch
+from collections import OrderedDict
+from safetensors import safe_open
 from safetensors.torch import load_file
-d = sys.argv[1]
-torch.save(load_file(f"{d}/vit_base_patch16_224_in21k.weights.safetensors"), f"{d}/jx_vit_base_patch16_224_in21k.pth")
+d, names = sys.argv[1], sys.argv[2:]
+for n in names:
+    src = f"{d}/{n}.weights.safetensors"
+    if n == "resnet50_cbam_merge" or not os.path.exists(src):
+        continue
+    with safe_open(src, "pt") as f:
+        order = f.metadata()["state_dict_order"].split(",")
+    sd = load_file(src)
+    sd = OrderedDict((k, sd[k]) for k in order)
+    if n == "vit_base_patch16_224_in21k":
+        if not os.path.exists(f"{d}/jx_{n}.pth"):
+            torch.save(sd, f"{d}/jx_{n}.pth")
+        continue
+    if not os.path.exists(f"{d}/{n}.zip.pth"):
+        torch.save(sd, f"{d}/{n}.zip.pth")
+    if not os.path.exists(f"{d}/{n}.legacy.pth"):
+        torch.save(OrderedDict((k, v) for k, v in sd.items() if not k.endswith("num_batches_tracked")),
+                   f"{d}/{n}.legacy.pth", _use_new_zipfile_serialization=False)
 PY
-fi
 
 status=0
-for m in resnet18 resnet18_cbam vit_base_patch16_224_in21k; do
-  echo "== $m"
-  $W verify --model "$m" --weights "$DIR/$m.weights.safetensors" --reference "$DIR/$m.reference.safetensors" | grep -v "^  " || status=1
+check() {  # label, verify arguments...
+  echo "== $1"; shift
+  $W verify "$@" | grep -v "^  " || status=1
+}
+for m in $MODELS; do
+  ref="$DIR/$m.reference.safetensors"
+  case $m in
+    resnet18|resnet18_cbam)
+      check "$m (safetensors)" --model "$m" --weights "$DIR/$m.weights.safetensors" --reference "$ref" ;;
+    vit_base_patch16_224_in21k)
+      check "$m (safetensors)" --model "$m" --weights "$DIR/$m.weights.safetensors" --reference "$ref"
+      echo "== $m from jx_$m.pth via weights convert"
+      $W convert "$DIR/jx_$m.pth" --force
+      check "$m (converted)" --model "$m" --weights "$DIR/jx_$m.safetensors" --reference "$ref" ;;
+    resnet50_cbam_merge)
+      check "resnet50_cbam: torchvision resnet50 .pth merged, attention weights as a second file" --model resnet50_cbam \
+        --weights "$DIR/$m.backbone.pth" --weights "$DIR/$m.attention.safetensors" --policy merge --reference "$ref" ;;
+    *)
+      for f in weights.safetensors zip.pth legacy.pth; do
+        check "$m ($f)" --model "$m" --weights "$DIR/$m.$f" --reference "$ref"
+      done ;;
+  esac
 done
-
-echo "== vit_base_patch16_224_in21k from jx_vit_base_patch16_224_in21k.pth via weights convert"
-$W convert "$DIR/jx_vit_base_patch16_224_in21k.pth" --force
-$W verify --model vit_base_patch16_224_in21k --weights "$DIR/jx_vit_base_patch16_224_in21k.safetensors" \
-          --reference "$DIR/vit_base_patch16_224_in21k.reference.safetensors" | grep -v "^  " || status=1
 
 [ $status -eq 0 ] && echo "full-size parity: PASS" || echo "full-size parity: FAIL"
 exit $status

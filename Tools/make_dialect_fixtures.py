@@ -16,6 +16,9 @@ the reference outputs stay there. Each dialect below is produced the way its eco
   resnet18_tiny.groups.h5          h5py nested groups (/layer1/0/conv1/weight), no num_batches_tracked
   resnet18_cbam_tiny.backbone.pth  the CBAM model's state dict minus every ca.* / sa.* key: a plain-ResNet-shaped file
   resnet18_cbam_tiny.attention.safetensors   only the ca.* / sa.* keys (the second, partial file)
+  resnet50_cbam_tiny.backbone.legacy.pth  the Bottleneck CBAM model's state dict minus ca.* / sa.* and
+                                   num_batches_tracked, in the legacy format (like torchvision's resnet50-19c8e357.pth)
+  resnet50_cbam_tiny.attention.safetensors   only its ca.* / sa.* keys
   vit_tiny_patch8_32.timm.pth      torch.save(state_dict) with timm keys
   vit_tiny_patch8_32.jax.npz       Google's JAX/Flax layout (HWIO conv, [in, out] kernels, per-head q/k/v)
   vit_tiny_patch8_32.hf.safetensors   Hugging Face ViTModel+classifier keys (vit. prefix, split q/k/v, pooler)
@@ -67,6 +70,11 @@ def resnet():
     attention = lambda k: ".ca." in k or ".sa." in k
     torch.save(OrderedDict((k, v) for k, v in cbam.items() if not attention(k)), out("resnet18_cbam_tiny.backbone.pth"))
     save_file({k: v.contiguous() for k, v in cbam.items() if attention(k)}, out("resnet18_cbam_tiny.attention.safetensors"))
+
+    cbam50 = state_dict("resnet50_cbam_tiny")
+    torch.save(OrderedDict((k, v) for k, v in cbam50.items() if not attention(k) and not k.endswith("num_batches_tracked")),
+               out("resnet50_cbam_tiny.backbone.legacy.pth"), _use_new_zipfile_serialization=False)
+    save_file({k: v.contiguous() for k, v in cbam50.items() if attention(k)}, out("resnet50_cbam_tiny.attention.safetensors"))
 
 
 def vit():

@@ -9,11 +9,13 @@ Usage:
     /work/venv/bin/python Tools/make_model_fixtures.py --full DIR  # full-size random-weight parity set into DIR
                                                                    # (resnet18, resnet18_cbam, vit_base_patch16_224_in21k;
                                                                    #  ~0.9 GB, not committed; see ModelsTests' full-size test)
+    ... --full DIR --models resnet50,resnet50_cbam_merge,senet18   # any subset of FULL_MODELS (Tools/full_parity.sh)
 
-The architectures are our own PyTorch definitions written from the seed documents (CBAM-ResNet from
-000_f3f31e20b4f34ebf.txt, the timm-style VisionTransformer from 001_23d6956586912f6c.txt), at tiny configurations that
-run the same code paths with small widths. Plain ResNet uses the seed's ResNet without attention, whose keys and
-shapes are checked here against torchvision's `resnet18` (the layout Swift registers).
+The architectures are our own PyTorch definitions written from the seed documents (CBAM-ResNet with BasicBlock and
+Bottleneck, and SENet-18, from 000_f3f31e20b4f34ebf.txt; the timm-style VisionTransformer from
+001_23d6956586912f6c.txt), at tiny configurations that run the same code paths with small widths. Plain ResNet uses
+the seed's ResNet without attention, whose keys and shapes are checked here against torchvision's resnet18/34/50/
+101/152 (the layout Swift registers); the full-size plain Bottleneck ResNets are torchvision's own models.
 
 For each model NAME this writes:
     NAME.weights.safetensors    the state dict (contiguous; metadata `state_dict_order` = keys in state_dict() order)
@@ -32,6 +34,7 @@ import math
 import os
 import platform
 import sys
+import zlib
 from collections import OrderedDict
 from functools import partial
 
@@ -103,11 +106,50 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
+class Bottleneck(nn.Module):
+    """The seed's Bottleneck (torchvision v1.5: stride on the 3×3 conv), expansion 4; with CBAM, ca then sa after
+    bn3 and before the residual add."""
+    expansion = 4
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None, cbam=False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.cbam = cbam
+        if cbam:
+            self.ca = ChannelAttention(planes * 4)
+            self.sa = SpatialAttention()
+        self.downsample = downsample
+
+    def forward(self, x):
+        residual = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.cbam:
+            out = self.ca(out) * out
+            out = self.sa(out) * out
+        if self.downsample is not None:
+            residual = self.downsample(x)
+        out += residual
+        return self.relu(out)
+
+
+BasicBlock.expansion = 1
+
+
 class ResNet(nn.Module):
-    def __init__(self, layers, widths=(64, 128, 256, 512), num_classes=1000, cbam=False):
+    """The seed's ResNet (BasicBlock or Bottleneck); `widths` are the planes of layer1..4 (the stem has widths[0])."""
+    def __init__(self, layers, widths=(64, 128, 256, 512), num_classes=1000, cbam=False, block=BasicBlock):
         super().__init__()
         self.inplanes = widths[0]
         self.cbam = cbam
+        self.block = block
         self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
         self.relu = nn.ReLU(inplace=True)
@@ -117,23 +159,101 @@ class ResNet(nn.Module):
         self.layer3 = self._make_layer(widths[2], layers[2], stride=2)
         self.layer4 = self._make_layer(widths[3], layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[3], num_classes)
+        self.fc = nn.Linear(widths[3] * block.expansion, num_classes)
 
     def _make_layer(self, planes, blocks, stride=1):
         downsample = None
-        if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, kernel_size=1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(planes))
-        layers = [BasicBlock(self.inplanes, planes, stride, downsample, cbam=self.cbam)]
-        self.inplanes = planes
+        out = planes * self.block.expansion
+        if stride != 1 or self.inplanes != out:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, out, kernel_size=1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(out))
+        layers = [self.block(self.inplanes, planes, stride, downsample, cbam=self.cbam)]
+        self.inplanes = out
         for _ in range(1, blocks):
-            layers.append(BasicBlock(self.inplanes, planes, cbam=self.cbam))
+            layers.append(self.block(self.inplanes, planes, cbam=self.cbam))
         return nn.Sequential(*layers)
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# SENet-18 as in seed 000 (SELayer / ResidualBlock / Model), with configurable stage widths (seed: 64, 128, 256, 512).
+# Quirks kept exactly: SE after conv2-bn2-relu; a block whose channel count changes has stride 2 and a
+# conv1x1-bn1x1-relu shortcut; no ReLU after the residual add.
+# ----------------------------------------------------------------------------------------------------------------
+
+class SELayer(nn.Module):
+    def __init__(self, channel, reduction=16):
+        super().__init__()
+        self.avg_pool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Linear(in_features=channel, out_features=channel // reduction)
+        self.relu = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(in_features=channel // reduction, out_features=channel)
+        self.sigmoid = nn.Sigmoid()
+
+    def forward(self, x):
+        identity = x
+        n, c, _, _ = x.size()
+        x = self.avg_pool(x).view(n, c)
+        x = self.sigmoid(self.fc2(self.relu(self.fc1(x)))).view(n, c, 1, 1)
+        return identity * x
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, in_channels, outchannels):
+        super().__init__()
+        self.channel_equal_flag = True
+        if in_channels == outchannels:
+            self.conv1 = nn.Conv2d(in_channels, outchannels, kernel_size=3, padding=1, stride=1, bias=False)
+        else:
+            self.conv1x1 = nn.Conv2d(in_channels, outchannels, kernel_size=1, stride=2, bias=False)
+            self.bn1x1 = nn.BatchNorm2d(num_features=outchannels)
+            self.channel_equal_flag = False
+            self.conv1 = nn.Conv2d(in_channels, outchannels, kernel_size=3, padding=1, stride=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=outchannels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(outchannels, outchannels, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(num_features=outchannels)
+        self.selayer = SELayer(channel=outchannels)
+
+    def forward(self, x):
+        identity = x
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        if not self.channel_equal_flag:
+            identity = self.relu(self.bn1x1(self.conv1x1(identity)))
+        x = self.selayer(x)
+        return identity + x
+
+
+class SENet18(nn.Module):
+    """The seed's `Model` (SENet-18)."""
+    def __init__(self, num_classes=1000, widths=(64, 128, 256, 512)):
+        super().__init__()
+        w = widths
+        self.conv1 = nn.Conv2d(3, w[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_features=w[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.conv2_1 = ResidualBlock(w[0], w[0])
+        self.conv2_2 = ResidualBlock(w[0], w[0])
+        self.conv3_1 = ResidualBlock(w[0], w[1])
+        self.conv3_2 = ResidualBlock(w[1], w[1])
+        self.conv4_1 = ResidualBlock(w[1], w[2])
+        self.conv4_2 = ResidualBlock(w[2], w[2])
+        self.conv5_1 = ResidualBlock(w[2], w[3])
+        self.conv5_2 = ResidualBlock(w[3], w[3])
+        self.avg_pool = nn.AdaptiveAvgPool2d(output_size=(1, 1))
+        self.fc = nn.Linear(in_features=w[3], out_features=num_classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for name in ["conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv4_1", "conv4_2", "conv5_1", "conv5_2"]:
+            x = getattr(self, name)(x)
+        return self.fc(torch.flatten(self.avg_pool(x), 1))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -289,24 +409,29 @@ def spec_list(model):
     return [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in model.state_dict().items()]
 
 
+# Bottleneck ResNets: torchvision's depths; the CBAM variants are the seed's ResNet(Bottleneck, ...) with attention.
+BOTTLENECK_DEPTHS = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3], "resnet152": [3, 8, 36, 3]}
+
+
 def check_plain_resnet_matches_torchvision():
     """Our seed-style plain ResNet registers exactly torchvision's keys, shapes and order."""
+    tv = {}
     with torch.device("meta"):
-        ours = spec_list(ResNet([2, 2, 2, 2]))
-        tv = spec_list(torchvision.models.resnet18())
-        ours34 = spec_list(ResNet([3, 4, 6, 3]))
-        tv34 = spec_list(torchvision.models.resnet34())
-    assert ours == tv, "plain ResNet-18 layout differs from torchvision"
-    assert ours34 == tv34, "plain ResNet-34 layout differs from torchvision"
-    return tv, tv34
+        for name, layers, block in [("resnet18", [2, 2, 2, 2], BasicBlock), ("resnet34", [3, 4, 6, 3], BasicBlock)] + \
+                [(n, d, Bottleneck) for n, d in BOTTLENECK_DEPTHS.items()]:
+            tv[name] = spec_list(getattr(torchvision.models, name)())
+            assert spec_list(ResNet(layers, block=block)) == tv[name], f"plain {name} layout differs from torchvision"
+    return tv
 
 
 def full_size_specs():
-    tv18, tv34 = check_plain_resnet_matches_torchvision()
-    specs = {"resnet18": tv18, "resnet34": tv34}
+    specs = check_plain_resnet_matches_torchvision()
     with torch.device("meta"):
         specs["resnet18_cbam"] = spec_list(ResNet([2, 2, 2, 2], cbam=True))
         specs["resnet34_cbam"] = spec_list(ResNet([3, 4, 6, 3], cbam=True))
+        for name, depths in BOTTLENECK_DEPTHS.items():
+            specs[name + "_cbam"] = spec_list(ResNet(depths, cbam=True, block=Bottleneck))
+        specs["senet18"] = spec_list(SENet18())
         for name, cfg in VIT_CONFIGS.items():
             specs[name] = spec_list(VisionTransformer(**cfg))
     return specs
@@ -335,25 +460,78 @@ def tiny(out_dir):
     x = torch.randn(2, 3, 32, 32, generator=gen)
     write_model("vit_tiny_patch8_32", vit, x, ["patch_embed", "blocks.0", "blocks.1", "norm", "pre_logits"], out_dir)
 
+    # Families added later use their own generator, so the fixtures above stay byte-for-byte as they were.
+    gen = torch.Generator().manual_seed(5050)
+    # ResNet-50 depths [3,4,6,3] with Bottleneck planes (8,12,16,20) (outputs 32,48,64,80; CBAM ratio 16 leaves
+    # 2..5 hidden channels); layer1's 3×3 convolutions are wide enough for the Winograd path.
+    paths = ["maxpool", "layer1", "layer2.0", "layer3", "layer4", "avgpool"]
+    r50 = ResNet([3, 4, 6, 3], widths=(8, 12, 16, 20), num_classes=10, block=Bottleneck)
+    randomise_(r50, gen)
+    write_model("resnet50_tiny", r50, torch.randn(2, 3, 48, 48, generator=gen), paths, out_dir)
+    r50c = ResNet([3, 4, 6, 3], widths=(8, 12, 16, 20), num_classes=10, block=Bottleneck, cbam=True)
+    randomise_(r50c, gen)
+    write_model("resnet50_cbam_tiny", r50c, torch.randn(2, 3, 48, 48, generator=gen), paths, out_dir)
+
+    # SENet-18 with stage widths (16,20,24,32): every stage but the first changes width, as in the seed, so
+    # conv3_1..conv5_1 take the stride-2 conv1x1/bn1x1 shortcut; SE reduction 16 leaves 1..2 hidden features.
+    se = SENet18(num_classes=10, widths=(16, 20, 24, 32))
+    randomise_(se, gen)
+    write_model("senet18_tiny", se, torch.randn(2, 3, 48, 48, generator=gen),
+                ["maxpool", "conv2_2", "conv3_1.selayer", "conv3_1", "conv4_2", "conv5_2", "avg_pool"], out_dir)
+
     with open(os.path.join(out_dir, "full_size_specs.json"), "w") as f:
         json.dump(full_size_specs(), f, separators=(",", ":"))
         f.write("\n")
 
 
-def full(out_dir):
-    """Full-size random-weight parity set (not committed)."""
+def merge_onto_cbam(cbam, backbone):
+    """The seed's way of loading torchvision weights onto CBAM-ResNet: sd = model.state_dict();
+    sd.update(pretrained); model.load_state_dict(sd). Returns the attention-only state dict (the keys kept)."""
+    sd = cbam.state_dict()
+    pretrained = backbone.state_dict()
+    assert set(pretrained) < set(sd), "backbone keys are not a subset of the CBAM model's"
+    sd.update(pretrained)
+    cbam.load_state_dict(sd)
+    return OrderedDict((k, v) for k, v in cbam.state_dict().items() if k not in pretrained)
+
+
+FULL_MODELS = {
+    "resnet18": (lambda: ResNet([2, 2, 2, 2]), ["layer1", "layer4"]),
+    "resnet18_cbam": (lambda: ResNet([2, 2, 2, 2], cbam=True), ["layer1", "layer4"]),
+    "vit_base_patch16_224_in21k": (lambda: VisionTransformer(**VIT_CONFIGS["vit_base_patch16_224_in21k"]),
+                                   ["blocks.0", "blocks.11", "norm"]),
+    "senet18": (lambda: SENet18(), ["conv2_2", "conv3_1", "conv5_2"]),
+}
+for _name, _depths in BOTTLENECK_DEPTHS.items():
+    FULL_MODELS[_name] = (getattr(torchvision.models, _name), ["layer1", "layer3", "layer4"])  # torchvision's own model
+    FULL_MODELS[_name + "_cbam"] = (lambda d=_depths: ResNet(d, cbam=True, block=Bottleneck), ["layer1", "layer3", "layer4"])
+# torchvision resnet50 weights merged onto the seed's CBAM-ResNet-50 (random attention), as the seed loads them.
+FULL_MODELS["resnet50_cbam_merge"] = (None, ["layer1", "layer4"])
+FULL_DEFAULT = ["resnet18", "resnet18_cbam", "vit_base_patch16_224_in21k"]
+
+
+def full(out_dir, names):
+    """Full-size random-weight parity set (not committed). Each model has its own generator (seeded from its
+    name), so any subset is reproducible."""
     os.makedirs(out_dir, exist_ok=True)
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(4321)
-    models = {
-        "resnet18": (ResNet([2, 2, 2, 2]), ["layer1", "layer4"]),
-        "resnet18_cbam": (ResNet([2, 2, 2, 2], cbam=True), ["layer1", "layer4"]),
-        "vit_base_patch16_224_in21k": (VisionTransformer(**VIT_CONFIGS["vit_base_patch16_224_in21k"]),
-                                       ["blocks.0", "blocks.11", "norm"]),
-    }
-    for name, (model, paths) in models.items():
+    for name in names:
+        torch.manual_seed(zlib.crc32(name.encode()))
+        gen = torch.Generator().manual_seed(4321 + zlib.crc32(name.encode()))
+        make, paths = FULL_MODELS[name]
+        x = torch.randn(1, 3, 224, 224, generator=gen)
+        if name == "resnet50_cbam_merge":
+            backbone = torchvision.models.resnet50()
+            randomise_(backbone, gen)
+            cbam = ResNet(BOTTLENECK_DEPTHS["resnet50"], cbam=True, block=Bottleneck)
+            attention = merge_onto_cbam(cbam, backbone)
+            torch.save(backbone.state_dict(), os.path.join(out_dir, f"{name}.backbone.pth"))
+            save_file({k: v.contiguous() for k, v in attention.items()}, os.path.join(out_dir, f"{name}.attention.safetensors"))
+            print(f"{name}: {len(attention)} attention tensors kept from the CBAM model")
+            write_model(name, cbam, x, paths, out_dir)
+            continue
+        model = make()
         randomise_(model, gen)
-        write_model(name, model, torch.randn(1, 3, 224, 224, generator=gen), paths, out_dir)
+        write_model(name, model, x, paths, out_dir)
 
 
 def write_versions(out_dir):
@@ -366,10 +544,16 @@ def write_versions(out_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", metavar="DIR", help="write the full-size parity set into DIR instead of the tiny fixtures")
+    ap.add_argument("--models", default=",".join(FULL_DEFAULT),
+                    help=f"with --full: comma-separated subset of {', '.join(FULL_MODELS)} (default: %(default)s)")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     if args.full:
-        full(args.full)
+        names = [n for n in args.models.split(",") if n]
+        unknown = [n for n in names if n not in FULL_MODELS]
+        if unknown:
+            ap.error(f"unknown model(s) {unknown}; choose from {list(FULL_MODELS)}")
+        full(args.full, names)
         write_versions(args.full)
     else:
         tiny(FIXTURES)

@@ -2,6 +2,18 @@
 public enum Checkpoint {
     /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
     public static func open(_ path: String) throws -> StateDict {
+        let faults = MappingGuard.faultCount
+        // The file shrank while mapped: what was read may be zeros, so that is the error, whatever else failed.
+        let sd: StateDict
+        do { sd = try openUnchecked(path) } catch {
+            try MappingGuard.check(since: faults)
+            throw error
+        }
+        try MappingGuard.check(since: faults)
+        return sd
+    }
+
+    private static func openUnchecked(_ path: String) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             try read(format, path: path)

@@ -1,9 +1,10 @@
 import Foundation
+import TensorCore
 
 /// The one error type of the checkpoint layer. Each field is filled by whoever knows it: the byte reader its
 /// offset, the zip layer its member, the flattener the key, the caller the file. `description` renders them
 /// in one line: `model.pth: member 'archive/data.pkl', byte 1234, key 'layer1.0.weight': what went wrong`.
-public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {
+public struct CheckpointError: WeightsError, Equatable {
     public var file: String?
     public var member: String?
     public var offset: Int?
@@ -31,20 +32,7 @@ public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatab
     }
 
     static func printable(_ text: String, limit: Int = 300) -> String {
-        var out = ""
-        var count = 0
-        for u in text.unicodeScalars {
-            if count >= limit { out += "…"; break }
-            switch u.value {
-            case 0x0A: out += "\\n"
-            case 0x0D: out += "\\r"
-            case 0x09: out += "\\t"
-            case 0..<0x20, 0x7F, 0x80..<0xA0: out += String(format: "\\x%02x", u.value)
-            default: out.unicodeScalars.append(u)
-            }
-            count += 1
-        }
-        return out
+        TerminalText.escape(text, limit: limit)
     }
 
     /// Fills in fields that are still unknown (context travels up; inner facts win).

@@ -9,8 +9,7 @@ public final class SourceFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
+        fd = try InputFile.open(path).fd
     }
 
     deinit { close(fd) }

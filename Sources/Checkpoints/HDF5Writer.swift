@@ -22,6 +22,7 @@ public enum HDF5Writer {
                              progress: ((Int) -> Void)? = nil) throws {
         H5.prepare()
         let items = try WriterPlan.make(sd, cast: dtype, file: path)
+        try OutputMetadata.check(metadata, file: path)
         let paths = try datasetPaths(items.map(\.entry.name), file: path)
         try H5.locked {
             var session = try WriteSession(path: path)

@@ -16,6 +16,7 @@ extension MappedFile {
             n = count
         }
         release(offset, count)
+        try checkIntact()
         return out
     }
 

@@ -5,31 +5,38 @@ import Darwin
 #endif
 
 /// A read-only memory map of a whole file. Bounds-checked slices; the mapping lives as long as the object.
+///
+/// A file that shrinks while mapped (truncated by another process) would make the next access to a page past
+/// its new end die of SIGBUS. `MappingGuard` turns that into an error: its handler replaces the vanished pages
+/// with zeros and records the fault; `read`/`copyReleasing`, `TensorEntry.load` and `Checkpoint.open` then
+/// throw one error naming the file instead of returning what they read.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeRawPointer?
+    private let guardSlot: Int?
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
+        let (fd, size) = try InputFile.open(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw CheckpointError("cannot stat: \(String(cString: strerror(errno)))", file: path) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CheckpointError("not a regular file", file: path) }
-        size = Int(st.st_size)
+        self.size = size
         if size == 0 {
             base = nil
+            guardSlot = nil
         } else {
             let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
             guard let p, p != MAP_FAILED else { throw CheckpointError("cannot map: \(String(cString: strerror(errno)))", file: path) }
             base = UnsafeRawPointer(p)
+            guardSlot = MappingGuard.register(start: UnsafeRawPointer(p), count: size, path: path)
         }
     }
 
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if let base {
+            if let guardSlot { MappingGuard.unregister(guardSlot) }
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
     }
 
     /// The whole mapping (empty for an empty file). Valid while `self` is alive.
@@ -46,6 +53,13 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Copies `[offset, offset+count)` into an array.
     public func read(_ offset: Int, _ count: Int) throws -> [UInt8] {
-        Array(try slice(offset, count))
+        let out = Array(try slice(offset, count))
+        try checkIntact()
+        return out
+    }
+
+    /// Throws if part of the file vanished while mapped (what was read from the mapping may then be zeros).
+    public func checkIntact() throws {
+        if let guardSlot, MappingGuard.faulted(guardSlot) { throw MappingGuard.shrankError(path) }
     }
 }

@@ -111,7 +111,9 @@ public enum PyTorchLegacyReader {
                                   span: { offset, count in source.map { FileSpan(file: $0, offset: start + offset, count: count) } })
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: nil, resolve: resolve)
-        return StateDict(format: .pytorchLegacy, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        var sd = StateDict(format: .pytorchLegacy, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        sd.neutralisedGlobals = TorchPickleResult.neutralisedGlobals(machine)
+        return sd
     }
 
     /// One of the small header pickles (no persistent ids, no globals expected).

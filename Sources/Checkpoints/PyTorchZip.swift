@@ -53,7 +53,9 @@ public enum PyTorchZipReader {
                                   span: { offset, count in zip.span(m, offset: offset, count: count) })
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: pkl.name, resolve: resolve)
-        return StateDict(format: .pytorchZip, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        var sd = StateDict(format: .pytorchZip, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        sd.neutralisedGlobals = TorchPickleResult.neutralisedGlobals(machine)
+        return sd
     }
 
     static func depth(_ name: String) -> Int { name.reduce(0) { $0 + ($1 == "/" ? 1 : 0) } }
@@ -62,6 +64,11 @@ public enum PyTorchZipReader {
 /// What both PyTorch readers do once the object pickle has run: flatten it, and refuse a pickle that yields no
 /// tensors but names a global outside the allowlist (the shape of a code-execution payload).
 enum TorchPickleResult {
+    /// The non-allowlisted globals the machine met, as users name them (see `StateDict.neutralisedGlobals`).
+    static func neutralisedGlobals(_ machine: PickleMachine) -> [String] {
+        machine.foreignGlobals.map { $0.global.displayName }
+    }
+
     static func flatten(_ root: PickleValue, machine: PickleMachine, member: String?,
                         resolve: @escaping (TorchStorageRef) throws -> StorageBacking) throws -> PickleFlattener.Output {
         let flattener = PickleFlattener(makeTensor: { name, t in

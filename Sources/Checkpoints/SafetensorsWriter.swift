@@ -8,13 +8,24 @@ public enum SafetensorsWriter {
     /// with `metadata` as the header's `__metadata__`. `progress` receives the number of tensor bytes written so far.
     public static func write(_ sd: StateDict, to output: AtomicOutput, dtype: DType?, metadata: [String: String],
                              progress: ((Int) -> Void)? = nil) throws {
+        try write(sd, to: output, dtype: dtype, metadata: metadata, headerLimit: SafetensorsReader.maxHeaderBytes, progress: progress)
+    }
+
+    /// `write` with the header size limit as a parameter (tests use a small one).
+    static func write(_ sd: StateDict, to output: AtomicOutput, dtype: DType?, metadata: [String: String],
+                      headerLimit: Int, progress: ((Int) -> Void)? = nil) throws {
         let file = output.destination
         let items = try WriterPlan.make(sd, cast: dtype, file: file)
         if items.contains(where: { $0.entry.name == "__metadata__" }) {
             throw CheckpointError("a tensor named '__metadata__' cannot be stored in safetensors", file: file, key: "__metadata__")
         }
+        try OutputMetadata.check(metadata, file: file)
         var header = header(items, metadata: metadata)
         let padding = (8 - header.count % 8) % 8
+        guard header.count + padding <= headerLimit else {
+            throw CheckpointError("the safetensors header would take \(header.count + padding) bytes (\(items.count) tensors), over the "
+                                  + "\(headerLimit)-byte limit of safetensors readers; nothing written", file: file)
+        }
         header.append(contentsOf: repeatElement(UInt8(ascii: " "), count: padding))
         var length = UInt64(header.count).littleEndian
         try withUnsafeBytes(of: &length) { try output.write($0) }

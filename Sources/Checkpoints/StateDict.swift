@@ -63,7 +63,15 @@ public struct TensorEntry: Sendable {
 
     /// Reads the tensor's values (C-contiguous, little-endian). Errors carry the entry's name as key.
     public func load() throws -> Tensor {
-        try CheckpointError.withContext(key: name) { try loader() }
+        let faults = MappingGuard.faultCount
+        // A mapped input shrank meanwhile: the bytes may be zeros, so that is the error, whatever else failed.
+        let t: Tensor
+        do { t = try CheckpointError.withContext(key: name) { try loader() } } catch {
+            try CheckpointError.withContext(key: name) { try MappingGuard.check(since: faults) }
+            throw error
+        }
+        try CheckpointError.withContext(key: name) { try MappingGuard.check(since: faults) }
+        return t
     }
 }
 
@@ -84,6 +92,10 @@ public struct StateDict: Sendable {
     public var file: String
     public var tensors: [TensorEntry]
     public var metadata: [MetadataEntry]
+    /// Globals outside the pickle allowlist that the checkpoint's pickle named (`module.name`, deduplicated, in
+    /// first-seen order). Each became an inert placeholder — nothing was imported or run — but their presence
+    /// beside real tensors is worth telling the user (a payload riding along); `--strict` refuses such files.
+    public var neutralisedGlobals: [String] = []
 
     public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
         self.format = format
@@ -104,6 +116,7 @@ public struct StateDict: Sendable {
     public func subtree(_ path: String) throws -> StateDict {
         let prefix = path.hasSuffix(".") ? path : path + "."
         var out = StateDict(format: format, file: file)
+        out.neutralisedGlobals = neutralisedGlobals
         for var t in tensors where t.name.hasPrefix(prefix) {
             t.name = String(t.name.dropFirst(prefix.count))
             out.tensors.append(t)

@@ -22,7 +22,9 @@ public final class ZipArchive: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         var err: Int32 = 0
-        guard let h = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err) else {
+        let fd = try InputFile.open(path).fd  // a regular file, opened without blocking (then owned by libzip)
+        guard let h = zip_fdopen(fd, ZIP_CHECKCONS, &err) else {
+            close(fd)
             var ze = zip_error_t()
             zip_error_init_with_code(&ze, err)
             let msg = String(cString: zip_error_strerror(&ze))
@@ -211,14 +213,7 @@ final class WindowedReader {
 
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            close(fd)
-            throw CheckpointError("cannot stat: \(String(cString: strerror(errno)))", file: path)
-        }
-        size = Int(st.st_size)
+        (fd, size) = try InputFile.open(path)
     }
 
     deinit { close(fd) }

@@ -48,6 +48,7 @@ public enum ModelRegistry {
     /// The registered families. Adding a family: its own files, plus one line here.
     public static let families: [ModelFamily] = [
         ResNet.family,
+        SENet.family,
         VisionTransformer.family,
     ]
 

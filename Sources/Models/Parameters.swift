@@ -155,7 +155,7 @@ struct ReportedPathLister: ParameterVisitor {
 }
 
 /// Errors of the model layer; each carries the key and what was expected vs found.
-public enum ModelError: Error, Equatable, CustomStringConvertible {
+public enum ModelError: WeightsError, Equatable {
     case unknownModel(name: String, available: [String])
     case unknownParameter(key: String, model: String, suggestion: String?)
     case shapeMismatch(key: String, expected: [Int], found: [Int])

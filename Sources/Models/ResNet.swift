@@ -1,12 +1,25 @@
-// torchvision ResNet layout with BasicBlocks (ResNet-18 [2,2,2,2], ResNet-34 [3,4,6,3]); optional CBAM per the seed.
+// torchvision ResNet layout, BasicBlock (ResNet-18 [2,2,2,2], ResNet-34 [3,4,6,3]) or Bottleneck (ResNet-50
+// [3,4,6,3], ResNet-101 [3,4,23,3], ResNet-152 [3,8,36,3]); optional CBAM per the seed.
 import TensorCore
 
-/// Hyper-parameters of a BasicBlock ResNet. `widths` are the planes of layer1…layer4 (torchvision: 64…512);
-/// the stem has `widths[0]` channels. With `cbam`, every block applies ChannelAttention then SpatialAttention
-/// after `bn2` and before the residual add, as the seed's CBAM-ResNet does. `imgSize` is only the nominal input
-/// side (any H, W ≥ 1 runs) used by `bench` and the model listing.
+/// torchvision's two residual block types.
+public enum ResNetBlockKind: String, Sendable, Equatable, CaseIterable {
+    /// conv3×3(stride) → conv3×3, expansion 1.
+    case basic
+    /// conv1×1 → conv3×3(stride) → conv1×1, expansion 4 (torchvision v1.5: the stride is on the 3×3).
+    case bottleneck
+
+    public var expansion: Int { self == .basic ? 1 : 4 }
+}
+
+/// Hyper-parameters of a ResNet. `widths` are the planes of layer1…layer4 (torchvision: 64…512); a stage outputs
+/// `widths[i] · block.expansion` channels; the stem has `widths[0]` channels. With `cbam`, every block applies
+/// ChannelAttention then SpatialAttention after its last batch norm (`bn2`, or `bn3` in a Bottleneck) and before the
+/// residual add, as the seed's CBAM-ResNet does. `imgSize` is only the nominal input side (any H, W ≥ 1 runs) used by
+/// `bench` and the model listing.
 public struct ResNetConfig: Sendable, Equatable {
     public var name: String
+    public var block: ResNetBlockKind
     public var layers: [Int]
     public var widths: [Int]
     public var numClasses: Int
@@ -16,9 +29,10 @@ public struct ResNetConfig: Sendable, Equatable {
     public var spatialKernel: Int
     public var imgSize: Int
 
-    public init(name: String, layers: [Int], widths: [Int] = [64, 128, 256, 512], numClasses: Int = 1000,
-                inChannels: Int = 3, cbam: Bool = false, cbamRatio: Int = 16, spatialKernel: Int = 7, imgSize: Int = 224) {
-        self.name = name; self.layers = layers; self.widths = widths; self.numClasses = numClasses
+    public init(name: String, block: ResNetBlockKind = .basic, layers: [Int], widths: [Int] = [64, 128, 256, 512],
+                numClasses: Int = 1000, inChannels: Int = 3, cbam: Bool = false, cbamRatio: Int = 16, spatialKernel: Int = 7,
+                imgSize: Int = 224) {
+        self.name = name; self.block = block; self.layers = layers; self.widths = widths; self.numClasses = numClasses
         self.inChannels = inChannels; self.cbam = cbam; self.cbamRatio = cbamRatio; self.spatialKernel = spatialKernel
         self.imgSize = imgSize
     }
@@ -28,18 +42,23 @@ public struct ResNetConfig: Sendable, Equatable {
               numClasses >= 1, inChannels >= 1, cbamRatio >= 1, spatialKernel >= 1, spatialKernel % 2 == 1 else {
             throw ModelError.invalidConfiguration("\(name): need 4 stages with positive depths/widths and an odd spatial kernel, got layers \(layers), widths \(widths), spatial_kernel \(spatialKernel)")
         }
-        if cbam, let w = widths.first(where: { $0 / cbamRatio < 1 }) {
-            throw ModelError.invalidConfiguration("\(name): CBAM ratio \(cbamRatio) leaves no hidden channels at width \(w)")
+        if cbam, let w = widths.first(where: { $0 * block.expansion / cbamRatio < 1 }) {
+            throw ModelError.invalidConfiguration("\(name): CBAM ratio \(cbamRatio) leaves no hidden channels at width \(w * block.expansion)")
         }
     }
 }
 
-/// torchvision's `BasicBlock` (expansion 1): conv3×3(stride) → bn → relu → conv3×3 → bn [→ CBAM] → + identity → relu.
-public struct BasicBlock: Layer {
+/// One residual block of either kind, registered under torchvision's keys:
+/// - BasicBlock: conv1 3×3(stride) → bn1 → relu → conv2 3×3 → bn2;
+/// - Bottleneck: conv1 1×1 → bn1 → relu → conv2 3×3(stride) → bn2 → relu → conv3 1×1 (planes·4) → bn3;
+/// then [CBAM: out = ca(out)·out; out = sa(out)·out] → + identity (or `downsample(x)`) → relu.
+public struct ResNetBlock: Layer {
     /// `conv1` + `bn1` (folded at inference).
     public var first: ConvBatchNorm
     /// `conv2` + `bn2`.
     public var second: ConvBatchNorm
+    /// `conv3` + `bn3` (Bottleneck only).
+    public var third: ConvBatchNorm?
     /// `ca` (CBAM only).
     public var ca: ChannelAttention?
     /// `sa` (CBAM only).
@@ -56,15 +75,27 @@ public struct BasicBlock: Layer {
         public init(ratio: Int = 16, spatialKernel: Int = 7) { self.ratio = ratio; self.spatialKernel = spatialKernel }
     }
 
-    public init(inplanes: Int, planes: Int, stride: Int, cbam: CBAM? = nil, rng: inout ParameterInit) {
-        first = ConvBatchNorm(inplanes, planes, kernel: 3, stride: stride, padding: 1, convKey: "conv1", bnKey: "bn1", rng: &rng)
-        second = ConvBatchNorm(planes, planes, kernel: 3, padding: 1, convKey: "conv2", bnKey: "bn2", rng: &rng)
+    public init(_ kind: ResNetBlockKind = .basic, inplanes: Int, planes: Int, stride: Int, cbam: CBAM? = nil,
+                rng: inout ParameterInit) {
+        let out = planes * kind.expansion
+        func unit(_ cin: Int, _ cout: Int, kernel k: Int, stride: Int, _ i: Int) -> ConvBatchNorm {
+            ConvBatchNorm(cin, cout, kernel: k, stride: stride, padding: k / 2, convKey: "conv\(i)", bnKey: "bn\(i)", rng: &rng)
+        }
+        switch kind {
+        case .basic:
+            first = unit(inplanes, planes, kernel: 3, stride: stride, 1)
+            second = unit(planes, planes, kernel: 3, stride: 1, 2)
+        case .bottleneck:
+            first = unit(inplanes, planes, kernel: 1, stride: 1, 1)
+            second = unit(planes, planes, kernel: 3, stride: stride, 2)
+            third = unit(planes, out, kernel: 1, stride: 1, 3)
+        }
         if let cbam {
-            ca = ChannelAttention(channels: planes, ratio: cbam.ratio, rng: &rng)
+            ca = ChannelAttention(channels: out, ratio: cbam.ratio, rng: &rng)
             sa = SpatialAttention(kernelSize: cbam.spatialKernel, rng: &rng)
         }
-        if stride != 1 || inplanes != planes {
-            downsample = ConvBatchNorm(inplanes, planes, kernel: 1, stride: stride, convKey: "downsample.0", bnKey: "downsample.1", rng: &rng)
+        if stride != 1 || inplanes != out {
+            downsample = ConvBatchNorm(inplanes, out, kernel: 1, stride: stride, convKey: "downsample.0", bnKey: "downsample.1", rng: &rng)
         }
     }
 
@@ -76,6 +107,7 @@ public struct BasicBlock: Layer {
     public mutating func visitParameters(_ v: inout some ParameterVisitor) {
         first.visitParameters(&v)
         second.visitParameters(&v)
+        third?.visitParameters(&v)
         v.child("ca", &ca)
         v.child("sa", &sa)
         downsample?.visitParameters(&v)
@@ -87,12 +119,19 @@ public struct BasicBlock: Layer {
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
         let identity = downsample.map { $0(x) } ?? x
-        let h = first(x, activation: .relu)
-        guard let ca, let sa else {
-            // Residual add and ReLU fused into the second convolution's epilogue.
-            return second(h, residual: identity, activation: .relu)
+        var h = first(x, activation: .relu)
+        let last: ConvBatchNorm
+        if let third {
+            h = second(h, activation: .relu)
+            last = third
+        } else {
+            last = second
         }
-        var out = second(h)
+        guard let ca, let sa else {
+            // Residual add and ReLU fused into the last convolution's epilogue.
+            return last(h, residual: identity, activation: .relu)
+        }
+        var out = last(h)
         out = Kernels.mul(ca(out), out)
         out = Kernels.mul(sa(out), out)
         Kernels.addInPlace(&out, identity)
@@ -100,17 +139,17 @@ public struct BasicBlock: Layer {
     }
 }
 
-/// torchvision `ResNet` with BasicBlocks: conv1 7×7/2 → bn1 → relu → maxpool 3/2/1 → layer1…4 → avgpool → fc.
+/// torchvision `ResNet`: conv1 7×7/2 → bn1 → relu → maxpool 3/2/1 → layer1…4 → avgpool → fc.
 public struct ResNet: SingleInputModel {
     public let config: ResNetConfig
     /// `conv1` + `bn1`.
     public var stem: ConvBatchNorm
     public var relu = ReLU()
     public var maxpool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
-    public var layer1: Sequential<BasicBlock>
-    public var layer2: Sequential<BasicBlock>
-    public var layer3: Sequential<BasicBlock>
-    public var layer4: Sequential<BasicBlock>
+    public var layer1: Sequential<ResNetBlock>
+    public var layer2: Sequential<ResNetBlock>
+    public var layer3: Sequential<ResNetBlock>
+    public var layer4: Sequential<ResNetBlock>
     public var avgpool = AdaptiveAvgPool2d(1, 1)
     public var fc: Linear
 
@@ -125,14 +164,15 @@ public struct ResNet: SingleInputModel {
         try config.validate()
         self.config = config
         let w = config.widths
-        let cbam = config.cbam ? BasicBlock.CBAM(ratio: config.cbamRatio, spatialKernel: config.spatialKernel) : nil
+        let cbam = config.cbam ? ResNetBlock.CBAM(ratio: config.cbamRatio, spatialKernel: config.spatialKernel) : nil
         stem = ConvBatchNorm(config.inChannels, w[0], kernel: 7, stride: 2, padding: 3, convKey: "conv1", bnKey: "bn1", rng: &rng)
         var inplanes = w[0]
-        func stage(_ i: Int, stride: Int) -> Sequential<BasicBlock> {
-            var blocks: [BasicBlock] = []
+        func stage(_ i: Int, stride: Int) -> Sequential<ResNetBlock> {
+            var blocks: [ResNetBlock] = []
             for b in 0..<config.layers[i] {
-                blocks.append(BasicBlock(inplanes: inplanes, planes: w[i], stride: b == 0 ? stride : 1, cbam: cbam, rng: &rng))
-                inplanes = w[i]
+                blocks.append(ResNetBlock(config.block, inplanes: inplanes, planes: w[i], stride: b == 0 ? stride : 1, cbam: cbam,
+                                          rng: &rng))
+                inplanes = w[i] * config.block.expansion
             }
             return Sequential(blocks)
         }
@@ -140,7 +180,7 @@ public struct ResNet: SingleInputModel {
         layer2 = stage(1, stride: 2)
         layer3 = stage(2, stride: 2)
         layer4 = stage(3, stride: 2)
-        fc = Linear(w[3], config.numClasses, rng: &rng).reported()
+        fc = Linear(w[3] * config.block.expansion, config.numClasses, rng: &rng).reported()
         bindModulePaths()
     }
 

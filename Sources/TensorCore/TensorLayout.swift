@@ -1,5 +1,5 @@
 /// A shape problem in a layout operation (mismatched concat inputs, split sizes that do not add up).
-public struct LayoutError: Error, CustomStringConvertible, Sendable {
+public struct LayoutError: WeightsError {
     public var description: String
     public init(_ description: String) { self.description = description }
 }

@@ -48,35 +48,35 @@ public struct ReferenceSet: Sendable {
             } else if t.name.hasPrefix("input."), t.name.count > 6 {
                 inputs[String(t.name.dropFirst(6))] = try t.load()
             } else if t.name == "output" {
-                guard t.dtype.isFloatingPoint else { throw CheckpointError("reference output is \(t.dtype.rawValue); expected a floating tensor", file: path, key: t.name) }
+                guard t.dtype.isFloatingPoint else { throw VerificationError.outputDType(file: path, key: t.name, found: t.dtype) }
                 single = FloatTensor(try t.load())
             } else if t.name.hasPrefix("output."), let i = Int(t.name.dropFirst(7)), i >= 0, String(i) == t.name.dropFirst(7) {
-                guard t.dtype.isFloatingPoint else { throw CheckpointError("reference output is \(t.dtype.rawValue); expected a floating tensor", file: path, key: t.name) }
+                guard t.dtype.isFloatingPoint else { throw VerificationError.outputDType(file: path, key: t.name, found: t.dtype) }
                 indexed.append((i, t.name, FloatTensor(try t.load())))
             } else if t.dtype.isFloatingPoint {
                 acts[t.name] = FloatTensor(try t.load())
             }
         }
         guard !inputs.isEmpty else {
-            throw CheckpointError("reference has no 'input' or 'input.<name>' tensor (it has: \(sd.names.prefix(8).joined(separator: ", ")))", file: path)
+            throw VerificationError.noInputs(file: path, found: sd.names)
         }
         if inputs[""] != nil && inputs.count > 1 {
-            throw CheckpointError("reference has both 'input' and 'input.<name>' tensors; use one form", file: path, key: "input")
+            throw VerificationError.mixedForms(file: path, key: "input", form: "input")
         }
         var outputs: [(name: String, tensor: FloatTensor)] = []
         if let single {
             guard indexed.isEmpty else {
-                throw CheckpointError("reference has both 'output' and 'output.<i>' tensors; use one form", file: path, key: "output")
+                throw VerificationError.mixedForms(file: path, key: "output", form: "output")
             }
             outputs = [("output", single)]
         } else {
             indexed.sort { $0.0 < $1.0 }
             for (expected, entry) in indexed.enumerated() where entry.0 != expected {
-                throw CheckpointError("reference outputs must be numbered output.0, output.1, … without gaps; 'output.\(expected)' is missing", file: path, key: entry.1)
+                throw VerificationError.outputGap(file: path, key: entry.1, missing: "output.\(expected)")
             }
             outputs = indexed.map { ($0.1, $0.2) }
         }
-        guard !outputs.isEmpty else { throw CheckpointError("reference has no 'output' or 'output.0' tensor", file: path) }
+        guard !outputs.isEmpty else { throw VerificationError.noOutputs(file: path) }
         return ReferenceSet(file: path, inputs: inputs, outputs: outputs, activations: acts)
     }
 
@@ -88,10 +88,10 @@ public struct ReferenceSet: Sendable {
             let key = specs.count == 1 && inputs[""] != nil ? "input" : "input.\(spec.name)"
             guard let t = stored else {
                 let have = inputs.keys.sorted().map { $0.isEmpty ? "input" : "input.\($0)" }
-                throw CheckpointError("model \(model.name) needs input '\(spec.name)' (\(spec.description)) stored as '\(key)'; the reference has \(have.joined(separator: ", "))", file: file, key: key)
+                throw VerificationError.missingInput(file: file, key: key, model: model.name, spec: "'\(spec.name)' (\(spec.description))", stored: have)
             }
             guard let value = InputTensor(t, as: spec.dtype) else {
-                throw CheckpointError("input '\(spec.name)' is \(t.dtype.rawValue) \(t.shape); model \(model.name) expects \(spec.description)", file: file, key: key)
+                throw VerificationError.inputDType(file: file, key: key, model: model.name, spec: spec.description, found: t.dtype, shape: t.shape)
             }
             return value
         }
@@ -119,7 +119,13 @@ public enum Verifier {
         let inputs = try reference.inputs(for: model)
         let specs = model.outputSpecs
         guard reference.outputs.count == specs.count else {
-            throw CheckpointError("model \(model.name) has \(specs.count) output(s) (\(specs.map(\.name).joined(separator: ", "))) but the reference stores \(reference.outputs.count) (\(reference.outputs.map(\.name).joined(separator: ", ")))", file: reference.file, key: reference.outputs.first?.name ?? "output")
+            throw VerificationError.outputCount(file: reference.file, model: model.name, expected: specs.map(\.name), stored: reference.outputs.map(\.name))
+        }
+        do {
+            try model.checkInputValues(inputs)
+        } catch let ModelError.invalidValue(key, reason) {
+            let stored = model.inputSpecs.count == 1 && reference.inputs[""] != nil ? "input" : "input.\(key)"
+            throw VerificationError.invalidInputValue(file: reference.file, key: stored, reason: reason)
         }
         var captured: [String: FloatTensor] = [:]
         var order: [String] = []
@@ -137,7 +143,7 @@ public enum Verifier {
         var outs: [Comparison] = []
         for (got, ref) in zip(outputs, reference.outputs) {
             guard got.shape == ref.tensor.shape else {
-                throw CheckpointError("model output '\(ref.name)' has shape \(got.shape) but the reference has \(ref.tensor.shape)", file: reference.file, key: ref.name)
+                throw VerificationError.shapeMismatch(file: reference.file, key: ref.name, what: "output", model: got.shape, reference: ref.tensor.shape)
             }
             outs.append(Comparison.compare(name: ref.name, actual: got, reference: ref.tensor, tolerance: tolerance, classification: true))
         }
@@ -145,7 +151,7 @@ public enum Verifier {
         for path in order {
             guard let ref = reference.activations[path], let got = captured[path] else { continue }
             guard ref.shape == got.shape else {
-                throw CheckpointError("activation '\(path)' has shape \(got.shape) but the reference has \(ref.shape)", file: reference.file, key: path)
+                throw VerificationError.shapeMismatch(file: reference.file, key: path, what: "activation", model: got.shape, reference: ref.shape)
             }
             acts.append(Comparison.compare(name: path, actual: got, reference: ref, tolerance: tolerance))
         }

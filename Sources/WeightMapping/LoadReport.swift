@@ -1,4 +1,5 @@
 import TensorCore
+import Checkpoints
 
 /// What a model expects: one parameter or buffer, under its upstream key.
 public struct ExpectedParameter: Sendable, Equatable {
@@ -95,25 +96,28 @@ public struct LoadReport: Sendable {
 
     /// A readable multi-line summary.
     public func rendered(verbose: Bool = false) -> String {
+        // Keys and file names come from files: escaped so that they cannot break lines or drive the terminal.
+        func e(_ text: String) -> String { TerminalText.escape(text) }
+        func es(_ texts: [String], _ separator: String) -> String { texts.map(e).joined(separator: separator) }
         var s = "load (\(policy.rawValue)): "
         s += "\(applied.count) applied, \(ignored.count) ignored, \(kept.count) kept from model, "
         s += "\(missing.count) missing, \(unused.count) unused, \(mismatched.count) mismatched\n"
-        for f in files { s += "  file \(f.file) [\(f.format)] via table \(f.table)\(f.root.isEmpty ? "" : " (root '\(f.root)')")\n" }
+        for f in files { s += "  file \(e(f.file)) [\(f.format)] via table \(e(f.table))\(f.root.isEmpty ? "" : " (root '\(e(f.root))')")\n" }
         func list<T>(_ title: String, _ items: [T], limit: Int, _ line: (T) -> String) {
             guard !items.isEmpty else { return }
             s += "  \(title):\n"
             for item in items.prefix(verbose ? items.count : limit) { s += "    \(line(item))\n" }
             if !verbose && items.count > limit { s += "    … and \(items.count - limit) more\n" }
         }
-        list("missing", missing, limit: 20) { m in m.key + (m.suggestion.map { "  (did you mean '\($0)'?)" } ?? "") }
-        list("unused", unused, limit: 20) { u in "\(u.key)  [\(u.file)]" + (u.suggestion.map { "  (did you mean '\($0)'?)" } ?? "") }
-        list("mismatched", mismatched, limit: 20) { m in "\(m.key): model \(m.expected), file \(m.found)  [\(m.file): \(m.sources.joined(separator: ", "))]" }
-        list("kept from model", kept, limit: verbose ? .max : 10) { $0 }
+        list("missing", missing, limit: 20) { m in e(m.key) + (m.suggestion.map { "  (did you mean '\(e($0))'?)" } ?? "") }
+        list("unused", unused, limit: 20) { u in "\(e(u.key))  [\(e(u.file))]" + (u.suggestion.map { "  (did you mean '\(e($0))'?)" } ?? "") }
+        list("mismatched", mismatched, limit: 20) { m in "\(e(m.key)): model \(m.expected), file \(m.found)  [\(e(m.file)): \(es(m.sources, ", "))]" }
+        list("kept from model", kept, limit: verbose ? .max : 10) { e($0) }
         if verbose {
-            list("ignored", ignored, limit: .max) { "\($0.key)  [\($0.rule)]" }
-            list("applied", applied, limit: .max) { a in a.sources == [a.key] ? a.key : "\(a.key) <- \(a.sources.joined(separator: " + "))" }
+            list("ignored", ignored, limit: .max) { "\(e($0.key))  [\(e($0.rule))]" }
+            list("applied", applied, limit: .max) { a in a.sources == [a.key] ? e(a.key) : "\(e(a.key)) <- \(es(a.sources, " + "))" }
         }
-        for n in notes { s += "  note: \(n)\n" }
+        for n in notes { s += "  note: \(e(n))\n" }
         return s
     }
 }

@@ -55,7 +55,7 @@ public struct MappingCatalog: Sendable {
         case .named(let n):
             if let t = table(named: n) { return t }
             if FileManager.default.fileExists(atPath: n) { return try MappingTable.load(path: n) }
-            throw MappingError("no mapping table named '\(n)' (tables: \(tables.map(\.name).joined(separator: ", "))) and no such file")
+            throw MappingError("no mapping table named '\(n)' (tables: \(tables.map(\.name).joined(separator: ", "))) and no such file", kind: .unknownTable)
         case .auto:
             // With a model named, every table serving it may be picked; without, only tables marked `auto`.
             var candidates = tables.filter { ($0.auto || model != nil) && $0.serves(model: model, family: family) && $0.detects(sd) }
@@ -66,7 +66,7 @@ public struct MappingCatalog: Sendable {
             }
             if candidates.count == 1 { return candidates[0] }
             if candidates.count > 1 {
-                throw MappingError("\(sd.file): several mapping tables recognise this file: \(candidates.map { "\($0.name) (\($0.file))" }.joined(separator: ", ")); choose one with --mapping")
+                throw MappingError("\(sd.file): several mapping tables recognise this file: \(candidates.map { "\($0.name) (\($0.file))" }.joined(separator: ", ")); choose one with --mapping", kind: .ambiguousTables)
             }
             if let expectedKeys {
                 // A file (or a root of it) whose every key is a model key needs no table.
@@ -80,7 +80,7 @@ public struct MappingCatalog: Sendable {
                 }
             }
             let what = model.map { " for model '\($0)'" } ?? ""
-            throw MappingError("\(sd.file): no mapping table recognises this file\(what); first keys: \(sd.names.prefix(5).joined(separator: ", ")). Name one with --mapping (tables: \(tables.map(\.name).joined(separator: ", "))) or use --mapping none")
+            throw MappingError("\(sd.file): no mapping table recognises this file\(what); first keys: \(sd.names.prefix(5).joined(separator: ", ")). Name one with --mapping (tables: \(tables.map(\.name).joined(separator: ", "))) or use --mapping none", kind: .noTableRecognises)
         }
     }
 }

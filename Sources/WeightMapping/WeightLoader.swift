@@ -43,7 +43,7 @@ public enum WeightLoader {
                         continue
                     }
                     throw MappingError("'\(t.key)' is provided with different values by \(earlier.file) (\(earlier.sources.joined(separator: ", "))) and \(r.file) (\(t.sources.joined(separator: ", ")))",
-                                       report: report)
+                                       kind: .conflictingSources, report: report)
                 }
                 provided[t.key] = (value, r.file, t.sources)
                 report.applied.append(.init(key: t.key, sources: t.sources, file: r.file, rule: t.rule))
@@ -66,7 +66,7 @@ public enum WeightLoader {
         report.unused = unusedKeys.map { .init(key: $0.key, file: $0.file, suggestion: didYouMean($0.key, among: notProvided)) }
 
         if !report.succeeded {
-            throw MappingError("load failed under the \(policy.rawValue) policy: " + report.problems.joined(separator: "; "), report: report)
+            throw MappingError("load failed under the \(policy.rawValue) policy: " + report.problems.joined(separator: "; "), kind: .policyViolation, report: report)
         }
         let values = expected.compactMap { p in provided[p.key].map { (key: p.key, tensor: $0.tensor) } }
         return LoadResult(values: values, report: report)

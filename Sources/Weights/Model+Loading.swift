@@ -55,7 +55,7 @@ extension Model {
     mutating func assign(_ values: [(key: String, tensor: Tensor)]) throws {
         var setter = BulkSetter(values: Dictionary(values.map { ($0.key, $0.tensor) }, uniquingKeysWith: { a, _ in a }))
         visitParameters(&setter)
-        if let (key, problem) = setter.problem { throw MappingError("\(name): cannot set '\(key)': \(problem)") }
+        if let (key, problem) = setter.problem { throw MappingError("\(name): cannot set '\(key)': \(problem)", kind: .cannotAssign) }
     }
 }
 

@@ -94,12 +94,8 @@ struct BenchCommand: ParsableCommand {
 
     /// read() of a whole file into a freshly allocated buffer (what "reading the file" costs); returns the size.
     static func readWholeFile(_ path: String) throws -> Int {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ValidationError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let (fd, size) = try InputFile.open(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw ValidationError("cannot stat \(path)") }
-        let size = Int(st.st_size)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(size, 1), alignment: 64)
         defer { buffer.deallocate() }
         var done = 0

@@ -41,107 +41,42 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
     var sync = false
 
-    func run() throws {
-        let outPath = output ?? Self.defaultOutput(for: input, to: to)
-        let fm = FileManager.default
-        if Self.sameFile(input, outPath) {
-            throw CLIFailure("refusing to write over the input file \(input)")
-        }
-        if fm.fileExists(atPath: outPath) && !force {
-            throw CLIFailure("\(outPath) already exists (use --force to overwrite)")
-        }
-        let source = try Checkpoint.open(input, key: key)
-        if !config.isEmpty && model == nil { throw ValidationError("--config needs --model") }
-        let target = try model.map { try ModelRegistry.entry($0).describe(options: ModelRegistry.entry($0).resolve(assignments: config)) }
-        let (sd, tableName) = try Self.mapped(source, mapping: MappingChoice(mapping), model: target)
-        let cast: DType? = dtype == .keep ? nil : DType(rawValue: dtype.rawValue)
-        var meta = Self.provenance(source, key: key)
-        if let tableName { meta["mapping_table"] = tableName }
-        if let model { meta["model"] = model }
-        if !config.isEmpty { meta["model_config"] = config.joined(separator: " ") }
+    @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
+    var strict = false
 
-        let inputSize = (try? fm.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
-        let bar = ProgressBar(total: Self.outputBytes(sd, cast: cast), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
-        let start = Date()
-        switch to {
-        case .safetensors:
-            let out = try AtomicOutput(destination: outPath)
-            try SafetensorsWriter.write(sd, to: out, dtype: cast, metadata: meta, progress: bar.update)
-            try out.commit(durable: sync)
-        case .h5:
-            let out = try AtomicOutput(destination: outPath)
-            try HDF5Writer.write(sd, toPath: out.temporaryPath, dtype: cast, metadata: meta, progress: bar.update)
-            try out.commit(durable: sync)
+    func run() throws {
+        let format = ConversionOptions.Format(rawValue: to.rawValue) ?? .safetensors
+        let outPath = output ?? Converter.defaultOutput(for: input, format: format)
+        try Converter.checkDestination(input: input, output: outPath, overwrite: force)
+        if !config.isEmpty && model == nil { throw ValidationError("--config needs --model") }
+        let target = try model.map { name -> ModelDescription in
+            let entry = try ModelRegistry.entry(name)
+            return try entry.describe(options: entry.resolve(assignments: config))
         }
+        let options = ConversionOptions(format: format, dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), key: key,
+                                        mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
+                                        durable: sync, strictGlobals: strict)
+        let prepared: PreparedConversion
+        do {
+            prepared = try Converter.prepare(input, options: options)
+        } catch let ConversionError.doesNotFitModel(file, table, model, report) {
+            FileHandle.standardError.write(Data(TerminalText.escapeLines(report.rendered()).utf8))
+            throw ConversionError.doesNotFitModel(file: file, table: table, model: model, report: report)
+        }
+        for n in prepared.notices { printNotice(n.text, kind: n.kind.rawValue) }
+        let sd = prepared.stateDict
+        let inputSize = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+        let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
+        let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()
-        let seconds = Date().timeIntervalSince(start)
-        let written = (try? fm.attributesOfItem(atPath: outPath)[.size] as? Int) ?? 0
-        print("\(input) (\(sd.format.rawValue)) -> \(outPath) (\(to.rawValue))")
-        if let tableName {
-            print("mapping: \(tableName) (tensors renamed and transformed to model keys)")
+        print("\(TerminalText.escape(input)) (\(sd.format.rawValue)) -> \(TerminalText.escape(outPath)) (\(to.rawValue))")
+        if let tableName = prepared.table {
+            print("mapping: \(TerminalText.escape(tableName)) (tensors renamed and transformed to model keys)")
         } else if mapping == "auto" {
             print("mapping: none (no mapping table recognises these keys; names kept as in the checkpoint)")
         }
-        print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(written))  time: \(String(format: "%.2f", seconds)) s")
-        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count)") }
-    }
-
-    /// The checkpoint seen through the chosen table (names unchanged for `none`), and the table's name.
-    /// With a model, the mapped tensors must cover the model exactly (what `strict` loading needs).
-    static func mapped(_ sd: StateDict, mapping: MappingChoice, model target: ModelDescription?) throws -> (StateDict, String?) {
-        let model = target?.name
-        if mapping == .none && model == nil { return (sd, nil) }
-        let expected = target.map { $0.parameterSpecs.map { ExpectedParameter(key: $0.key, shape: $0.shape, dtype: $0.dtype) } }
-        let keys = expected.map { Set($0.map(\.key)) }
-        let catalog = try MappingCatalog.standard()
-        let table: MappingTable
-        do {
-            table = try catalog.resolve(mapping, for: sd, model: model, family: target?.mappingFamily, expectedKeys: keys)
-        } catch let e as MappingError where mapping == .auto && model == nil && e.description.contains("no mapping table recognises") {
-            return (sd, nil)  // the summary says the names were kept
-        }
-        let result = try table.apply(to: sd, expectedKeys: keys)
-        if let expected {
-            let report = WeightLoader.check(result, expected: expected)
-            if !report.succeeded {
-                FileHandle.standardError.write(Data(report.rendered().utf8))
-                throw CLIFailure("\(sd.file): mapped through \(table.name), the tensors do not load onto \(model ?? "the model") under strict: \(report.problems.joined(separator: "; "))")
-            }
-        }
-        return (result.stateDict, table.name)
-    }
-
-    static func defaultOutput(for input: String, to: Target) -> String {
-        let url = URL(fileURLWithPath: input)
-        let ext = to == .safetensors ? "safetensors" : "h5"
-        return url.deletingPathExtension().appendingPathExtension(ext).path
-    }
-
-    static func sameFile(_ a: String, _ b: String) -> Bool {
-        var sa = stat(), sb = stat()
-        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else {
-            return URL(fileURLWithPath: a).standardizedFileURL.path == URL(fileURLWithPath: b).standardizedFileURL.path
-        }
-        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
-    }
-
-    static func outputBytes(_ sd: StateDict, cast: DType?) -> Int {
-        sd.tensors.reduce(0) { acc, t in
-            let dt = (cast != nil && t.dtype.isFloatingPoint) ? cast! : t.dtype
-            return acc + (ShapeMath.byteCount(t.shape, dt) ?? 0)
-        }
-    }
-
-    /// `__metadata__` for the output: where it came from plus the checkpoint's non-tensor leaves.
-    static func provenance(_ sd: StateDict, key: String?) -> [String: String] {
-        var m: [String: String] = [
-            "source_file": URL(fileURLWithPath: sd.file).lastPathComponent,
-            "source_format": sd.format.rawValue,
-            "converted_by": "weights",
-        ]
-        if let key { m["source_key"] = key }
-        for e in sd.metadata where m[e.name] == nil { m[e.name] = e.value.description }
-        return m
+        print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(result.bytesWritten))  time: \(String(format: "%.2f", result.seconds)) s")
+        if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count - prepared.droppedMetadata.count)") }
     }
 }
 

@@ -17,8 +17,12 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document instead of a table.")
     var json = false
 
+    @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
+    var strict = false
+
     func run() throws {
         let sd = try Checkpoint.open(file, key: key)
+        if let notice = try sd.checkNeutralisedGlobals(strict: strict) { printNotice(notice, kind: sd.neutralisedGlobalsAreTorchOnly ? "note" : "warning") }
         print(json ? Self.json(sd).rendered() : Self.table(sd), terminator: json ? "\n" : "")
     }
 
@@ -57,15 +61,17 @@ struct InspectCommand: ParsableCommand {
     }
 
     static func table(_ sd: StateDict) -> String {
-        var out = "file: \(sd.file)\nformat: \(sd.format.rawValue)\n"
+        // Names, locations and metadata come from the file: escaped so they cannot break lines or drive the terminal.
+        let e = { (s: String) in TerminalText.escape(s) }
+        var out = "file: \(e(sd.file))\nformat: \(sd.format.rawValue)\n"
         let rows = sd.tensors.map { t in
-            [t.name, t.dtype.rawValue, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.byteCount), t.location]
+            [e(t.name), t.dtype.rawValue, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.byteCount), e(t.location)]
         }
         out += TextTable.render(header: ["name", "dtype", "shape", "bytes", "location"], rows: rows, rightAligned: [3])
         out += "tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  bytes: \(formatBytes(sd.totalBytes))\n"
         if !sd.metadata.isEmpty {
             out += "metadata:\n"
-            for m in sd.metadata { out += "  \(m.name) = \(m.value)\n" }
+            for m in sd.metadata { out += "  \(e(m.name)) = \(TerminalText.escape(m.value.description, limit: 2000))\n" }
         }
         return out
     }

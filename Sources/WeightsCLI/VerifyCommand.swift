@@ -57,12 +57,12 @@ struct VerifyCommand: ParsableCommand {
         } catch let e as MappingError {
             if let r = e.report {
                 if json {
-                    print(JSON.object([("passed", .bool(false)), ("error", .string(e.description)), ("load", r.json)]).rendered())
+                    print(JSON.object([("passed", .bool(false)), ("error", .string(renderError(e))), ("load", r.json)]).rendered())
                 } else {
                     FileHandle.standardError.write(Data(r.rendered().utf8))
                 }
             }
-            throw CLIFailure(e.description)
+            throw CLIFailure(renderError(e))
         }
         let ref = try ReferenceSet.load(reference)
         let result = try Verifier.verify(m, reference: ref, tolerance: Tolerance(atol: atol, rtol: rtol))
@@ -81,11 +81,12 @@ struct VerifyCommand: ParsableCommand {
         } else {
             print(report.rendered(), terminator: "")
             for c in result.outputs + result.activations {
-                print(Self.line(c))
+                print(TerminalText.escape(Self.line(c)))
             }
-            if let d = result.firstDivergence { print("first divergence: \(d)") }
+            if let d = result.firstDivergence { print("first divergence: \(TerminalText.escape(d))") }
             if !result.unmatched.isEmpty {
-                print("not compared (the model reports no activation of that name; paths: \(m.activationPaths.joined(separator: ", "))): \(result.unmatched.joined(separator: ", "))")
+                let names = result.unmatched.map { TerminalText.escape($0) }.joined(separator: ", ")
+                print("not compared (the model reports no activation of that name; paths: \(m.activationPaths.joined(separator: ", "))): \(names)")
             }
             print(result.passed ? "PASS" : "FAIL: outputs differ")
         }

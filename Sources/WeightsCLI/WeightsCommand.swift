@@ -17,17 +17,11 @@ public struct WeightsCommand: ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
             Foundation.exit(0)
-        } catch let e as CheckpointError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            Foundation.exit(1)
         } catch let e as CLIFailure {
-            if !e.message.isEmpty { FileHandle.standardError.write(Data("error: \(e.message)\n".utf8)) }
+            if !e.message.isEmpty { printError(renderError(e)) }
             Foundation.exit(e.code)
-        } catch let e as MappingError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
-            Foundation.exit(1)
-        } catch let e as ModelError {
-            FileHandle.standardError.write(Data("error: \(e.description)\n".utf8))
+        } catch let e as any WeightsError {
+            printError(renderError(e))
             Foundation.exit(1)
         } catch {
             exit(withError: error)
@@ -35,8 +29,18 @@ public struct WeightsCommand: ParsableCommand {
     }
 }
 
+/// Writes `error: TEXT` as one line on stderr; TEXT may hold names from files, so it is escaped.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data("error: \(TerminalText.escape(text))\n".utf8))
+}
+
+/// Writes `warning: TEXT` (or `note: TEXT`) as one escaped line on stderr.
+func printNotice(_ text: String, kind: String = "warning") {
+    FileHandle.standardError.write(Data("\(kind): \(TerminalText.escape(text))\n".utf8))
+}
+
 /// A failure the CLI reports with a given exit code.
-public struct CLIFailure: Error, CustomStringConvertible {
+public struct CLIFailure: WeightsError {
     public var message: String
     public var code: Int32
     public init(_ message: String, code: Int32 = 1) { self.message = message; self.code = code }

@@ -77,6 +77,9 @@ final class ParityTests: XCTestCase {
     func testResNet18TinyMatchesPyTorch() throws { try checkParity("resnet18_tiny") }
     func testResNet18CBAMTinyMatchesPyTorch() throws { try checkParity("resnet18_cbam_tiny") }
     func testViTTinyMatchesPyTorch() throws { try checkParity("vit_tiny_patch8_32") }
+    func testResNet50TinyMatchesPyTorch() throws { try checkParity("resnet50_tiny") }
+    func testResNet50CBAMTinyMatchesPyTorch() throws { try checkParity("resnet50_cbam_tiny") }
+    func testSENet18TinyMatchesPyTorch() throws { try checkParity("senet18_tiny") }
 
     /// A seeded (unloaded) model must not accidentally match: proves the comparison can fail.
     func testUnloadedModelDoesNotMatch() throws {

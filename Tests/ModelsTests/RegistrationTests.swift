@@ -25,6 +25,10 @@ final class RegistrationTests: XCTestCase {
             ("resnet18", []), ("resnet18_cbam", []), ("resnet18_tiny", []), ("resnet18_cbam_tiny", []),
             ("resnet18_tiny", ["layers=1,3,1,2", "widths=32,32,48,64", "num_classes=3", "in_chans=1", "cbam=true",
                                "cbam_ratio=8", "spatial_kernel=3"]),
+            ("resnet50_tiny", []), ("resnet50_cbam_tiny", []), ("resnet101_cbam", []),
+            ("resnet50_tiny", ["layers=2,1,1,3", "widths=4,8,6,2", "num_classes=3", "in_chans=2", "cbam=true",
+                               "cbam_ratio=4", "spatial_kernel=5"]),
+            ("senet18_tiny", []), ("senet18", ["widths=8,8,12,12", "num_classes=2", "in_chans=1", "reduction=4"]),
             ("vit_tiny_patch8_32", []),
             ("vit_tiny_patch8_32", ["img_size=16", "patch_size=4", "num_classes=0", "embed_dim=24", "depth=1", "num_heads=3",
                                     "mlp_ratio=2", "qkv_bias=false", "representation_size=0"]),
@@ -42,6 +46,10 @@ final class RegistrationTests: XCTestCase {
         // Familiar totals: torchvision resnet18 has 11,689,512 parameters; ViT-B/16 (1k) 86,567,656.
         XCTAssertEqual(try ModelRegistry.entry("resnet18").parameterCount, 11_689_512)
         XCTAssertEqual(try ModelRegistry.entry("vit_base_patch16_224").parameterCount, 86_567_656)
+        // torchvision resnet50 / 101 / 152.
+        XCTAssertEqual(try ModelRegistry.entry("resnet50").parameterCount, 25_557_032)
+        XCTAssertEqual(try ModelRegistry.entry("resnet101").parameterCount, 44_549_160)
+        XCTAssertEqual(try ModelRegistry.entry("resnet152").parameterCount, 60_192_808)
         XCTAssertEqual(Set(ModelRegistry.names).count, ModelRegistry.names.count, "names are unique across families")
         // ViT-H/14 is listed without allocating its 660M parameters (2.6 GB).
         XCTAssertEqual(try ModelRegistry.entry("vit_huge_patch14_224_in21k").parameterCount, 660_385_363)
@@ -114,7 +122,7 @@ final class RegistrationTests: XCTestCase {
     }
 
     func testMirrorFindsNoUnregisteredTensor() throws {
-        for name in ["resnet18_tiny", "resnet18_cbam_tiny", "vit_tiny_patch8_32"] {
+        for name in ["resnet18_tiny", "resnet18_cbam_tiny", "resnet50_cbam_tiny", "senet18_tiny", "vit_tiny_patch8_32"] {
             var model = try ModelRegistry.make(name: name)
             var marker = Marker()
             model.visitParameters(&marker)

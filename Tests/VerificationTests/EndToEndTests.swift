@@ -87,6 +87,33 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(full.applied.count, fresh.parameterKeys.count)
     }
 
+    /// The same story on the Bottleneck CBAM-ResNet-50, from a legacy-format backbone without num_batches_tracked
+    /// (like torchvision's resnet50-19c8e357.pth): merge keeps the attention weights and the BN counters.
+    func testBottleneckCBAMMergeStory() throws {
+        let backbone = fixture("resnet50_cbam_tiny.backbone.legacy.pth")
+        let fresh = try ModelRegistry.make(name: "resnet50_cbam_tiny")
+        let attentionKeys = fresh.parameterKeys.filter { $0.contains(".ca.") || $0.contains(".sa.") }
+        XCTAssertEqual(attentionKeys.count, 48, "16 Bottlenecks × (ca.fc.0, ca.fc.2, sa.conv1)")
+        let counters = fresh.parameterKeys.filter { $0.hasSuffix("num_batches_tracked") }
+
+        var merged = fresh
+        let report = try merged.load([backbone], options: LoadOptions(policy: .merge))
+        XCTAssertEqual(report.files[0].table, "resnet_cbam.torchvision-merge")
+        XCTAssertEqual(Set(report.kept), Set(attentionKeys + counters))
+        XCTAssertTrue(report.unused.isEmpty && report.mismatched.isEmpty)
+        for key in attentionKeys { XCTAssertEqual(try merged.get(key).bytes, try fresh.get(key).bytes, key) }
+        XCTAssertFalse(try Verifier.verify(merged, reference: try reference("resnet50_cbam_tiny")).passed)
+
+        let full = try assertParity("resnet50_cbam_tiny", [backbone, fixture("resnet50_cbam_tiny.attention.safetensors")],
+                                    tables: ["resnet_cbam.torchvision-merge", "identity"])
+        XCTAssertEqual(Set(full.kept), Set(counters))
+    }
+
+    func testBottleneckResNetAndSENet() throws {
+        try assertParity("resnet50_tiny", [modelFixture("resnet50_tiny.weights.safetensors")], table: "resnet.torchvision")
+        try assertParity("senet18_tiny", [modelFixture("senet18_tiny.weights.safetensors")], table: "identity")
+    }
+
     func testPartialPolicyForANewHead() throws {
         // Fine-tuning weights with a 5-class head onto the 10-class model: strict and merge refuse the head,
         // partial loads the rest, keeps the model's fc and lists it as mismatched.
