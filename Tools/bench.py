@@ -3,8 +3,8 @@
 
 Sections (each a median over several runs, contenders interleaved so drift affects all alike):
   forward   `weights bench` vs PyTorch (eval, inference_mode, its default thread count) on the same seeded
-            architecture and a random N×3×224×224 input: ResNet-18, ResNet-50 and ViT-B/16 at batch 1 and 8
-            (`--models` picks some).
+            architecture and a random N×3×224×224 input (256×256 for MobileViT): ResNet-18, ResNet-50, ViT-B/16
+            and MobileViT-XS at batch 1 and 8 (`--models` picks some).
   convert   `weights convert` of a jx_vit_base_patch16_224_in21k-shaped checkpoint (torch zip, ~413 MB) vs `cp` of it
             vs Python (`torch.load` + `safetensors.save_file`), with each process's peak RSS.
   huge      `weights convert` of a vit_huge_patch14_224_in21k-shaped checkpoint (~2.6 GB) vs `cp`, peak RSS.
@@ -71,7 +71,7 @@ def section_forward(args, res):
     print(f"\n== forward: weights bench vs torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"median of {args.runs} runs after a warm-up (batch 8: {args.runs_large})", flush=True)
     print(f"{'model':24} {'batch':>5} {'swift ms':>10} {'torch ms':>10} {'ratio':>7}")
-    limits = {"resnet18": (1.0, 0.75), "resnet50": (1.0, None), "vit_base_patch16_224": (0.5, None)}
+    limits = {"resnet18": (1.0, 0.75), "resnet50": (1.0, None), "vit_base_patch16_224": (0.5, None), "mobilevit_xs": (1.0, None)}
     for name in [m for m in args.models.split(",") if m]:
         for batch in (1, 8):
             runs = args.runs if batch == 1 else args.runs_large
@@ -174,7 +174,7 @@ def main():
     ap.add_argument("--weights", default=".build/release/weights")
     ap.add_argument("--workdir", default="/tmp/weights-bench")
     ap.add_argument("--sections", default="forward,convert,huge,inspect,load")
-    ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224"]),
+    ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224", "mobilevit_xs"]),
                     help="forward section: models to time (default: %(default)s)")
     ap.add_argument("--json", help="also write all measurements and verdicts to this file")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Forward-pass benchmark: the Swift models (`weights bench`) against PyTorch on this CPU, in one run.
 
-For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input, on both
+For each model and batch size, times K forward passes after a warm-up on a random N×3×224×224 input (256×256 for MobileViT), on both
 sides, and prints the medians and the ratio Swift / PyTorch (lower is better; < 1 means Swift is faster).
 PyTorch runs with its default thread count (torch.get_num_threads()), in eval mode under inference_mode, with
 the same architecture definitions as Tools/make_model_fixtures.py (torchvision's resnet18 and resnet50; the seed's
@@ -31,14 +31,22 @@ def torch_model(name):
     import make_model_fixtures as f
     if name == "resnet18_cbam":
         return f.ResNet([2, 2, 2, 2], cbam=True)
+    if name.startswith("mobilevit_"):
+        import seed_cnn_models as s
+        return s.MobileViT((256, 256), num_classes=1000, **s.MOBILEVIT_CONFIGS[name])
     return f.VisionTransformer(**f.VIT_CONFIGS[name])
+
+
+def input_side(name):
+    """The input side a model is benchmarked at (its registry entry's): 256 for MobileViT, else 224."""
+    return 256 if name.startswith("mobilevit_") else 224
 
 
 def torch_median(name, batch, runs):
     import torch
     torch.manual_seed(0)
     m = torch_model(name).eval()
-    x = torch.randn(batch, 3, 224, 224)
+    x = torch.randn(batch, 3, input_side(name), input_side(name))
     times = []
     with torch.inference_mode():
         m(x)

@@ -5,6 +5,8 @@
 #   user's path: a `torch.save`d jx_vit_base_patch16_224_in21k.pth converted with `weights convert`, then verified.
 # - resnet50/101/152 (torchvision's models), resnet50/101/152_cbam (the seed's CBAM Bottleneck ResNet) and senet18
 #   (the seed's SENet-18), each from three files of the same state dict: safetensors, `torch.save` zip and legacy .pth.
+# - stn (the seed's STN(3, 32, 32), two outputs) and mobilevit_xxs/xs/s (the seed's MobileViT at 256×256) from
+#   safetensors, zip and legacy .pth; each MobileViT also from today's vit-pytorch layout (Mappings/mobilevit.vit-pytorch.yaml).
 # - resnet50_cbam_merge: torchvision resnet50 weights (zip .pth) merged onto CBAM-ResNet-50 as the seed does, plus the
 #   attention weights as a second file, with --policy merge.
 #
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${1:-/tmp/weights-full-parity}
 PYTHON=${PYTHON:-/work/venv/bin/python}
-MODELS=${MODELS:-"resnet18 resnet18_cbam vit_base_patch16_224_in21k resnet50 resnet50_cbam resnet50_cbam_merge senet18 resnet101 resnet101_cbam resnet152 resnet152_cbam"}
+MODELS=${MODELS:-"resnet18 resnet18_cbam vit_base_patch16_224_in21k resnet50 resnet50_cbam resnet50_cbam_merge senet18 resnet101 resnet101_cbam resnet152 resnet152_cbam stn mobilevit_xxs mobilevit_xs mobilevit_s"}
 
 bash Tools/setup.sh
 swift build -c release --static-swift-stdlib --product weights >/dev/null   # as `make release`
@@ -74,6 +76,10 @@ for m in $MODELS; do
     resnet50_cbam_merge)
       check "resnet50_cbam: torchvision resnet50 .pth merged, attention weights as a second file" --model resnet50_cbam \
         --weights "$DIR/$m.backbone.pth" --weights "$DIR/$m.attention.safetensors" --policy merge --reference "$ref" ;;
+    mobilevit_*)
+      for f in weights.safetensors zip.pth legacy.pth vit-pytorch.safetensors; do
+        check "$m ($f)" --model "$m" --weights "$DIR/$m.$f" --reference "$ref"
+      done ;;
     *)
       for f in weights.safetensors zip.pth legacy.pth; do
         check "$m ($f)" --model "$m" --weights "$DIR/$m.$f" --reference "$ref"

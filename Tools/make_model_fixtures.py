@@ -45,6 +45,8 @@ import torch.nn as nn
 import torchvision
 from safetensors.torch import save_file
 
+import seed_cnn_models as seedcnn   # seed 000's STN and MobileViT (Tools/seed_cnn_models.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "Tests", "ModelsTests", "Fixtures")
 
@@ -392,17 +394,19 @@ def write_model(name, model, x, paths, out_dir):
     acts = capture_hooks(model, paths)
     with torch.no_grad():
         y = model(x)
+    outputs = {"output": y} if torch.is_tensor(y) else {f"output.{i}": t for i, t in enumerate(y)}
     sd = model.state_dict()
     order = list(sd.keys())
     save_file({k: v.detach().contiguous() for k, v in sd.items()}, os.path.join(out_dir, f"{name}.weights.safetensors"),
               metadata={"state_dict_order": ",".join(order)})
-    ref = {"input": x.contiguous(), "output": y.contiguous()}
+    ref = {"input": x.contiguous(), **{k: t.contiguous() for k, t in outputs.items()}}
     for p in paths:
         ref[p] = acts[p].contiguous()
     save_file(ref, os.path.join(out_dir, f"{name}.reference.safetensors"),
               metadata={"source": f"{name}, torch {torch.__version__}"})
-    print(f"{name}: {sum(v.numel() for v in sd.values())} values, output {tuple(y.shape)}, "
-          f"max|out| {y.abs().max().item():.4g}, intermediates {paths}")
+    for k, t in outputs.items():
+        print(f"{name}: {sum(v.numel() for v in sd.values())} values, {k} {tuple(t.shape)}, "
+              f"max|out| {t.abs().max().item():.4g}, intermediates {paths}")
 
 
 def spec_list(model):
@@ -434,7 +438,42 @@ def full_size_specs():
         specs["senet18"] = spec_list(SENet18())
         for name, cfg in VIT_CONFIGS.items():
             specs[name] = spec_list(VisionTransformer(**cfg))
+        specs["stn"] = spec_list(seedcnn.STN(3, 32, 32))
+        for name, cfg in seedcnn.MOBILEVIT_CONFIGS.items():
+            specs[name] = spec_list(seedcnn.MobileViT((256, 256), num_classes=1000, **cfg))
     return specs
+
+
+# Seed 000's STN and MobileViT (Tools/seed_cnn_models.py): tiny configurations, paths the Swift models report.
+STN_PATHS = ["local_net", "conv"]
+MOBILEVIT_PATHS = ["conv1", "stem.3", "trunk.0.1", "trunk.1.0", "trunk.2.1", "to_logits.0"]
+MOBILEVIT_TINY = dict(dims=[16, 16, 24], channels=[8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 32], expansion=2, depths=(1, 2, 1))
+
+
+def seed_cnn_tiny(out_dir, gen):
+    # A non-square input: the seed's LocalNetwork swaps H and W, so the transformed image is 12 × 16.
+    stn = seedcnn.STN(3, 16, 12, hidden=32, num_classes=10)
+    randomise_(stn, gen)
+    write_model("stn_tiny", stn, torch.randn(2, 3, 16, 12, generator=gen), STN_PATHS, out_dir)
+
+    mvit = seedcnn.MobileViT((64, 64), num_classes=10, **MOBILEVIT_TINY)
+    randomise_(mvit, gen)
+    x = torch.randn(2, 3, 64, 64, generator=gen)
+    write_model("mobilevit_tiny", mvit, x, MOBILEVIT_PATHS, out_dir)
+    # The same weights in today's vit-pytorch layout (LayerNorm inside Attention / FeedForward), loaded into
+    # vit_pytorch.mobile_vit.MobileViT to prove the layouts compute the same function.
+    write_vit_pytorch_layout("mobilevit_tiny", mvit, x, dict(image_size=(64, 64), num_classes=10, **MOBILEVIT_TINY), out_dir)
+
+
+def write_vit_pytorch_layout(name, seed_model, x, kwargs, out_dir):
+    from vit_pytorch.mobile_vit import MobileViT as VitPytorchMobileViT
+    other = VitPytorchMobileViT(**kwargs).eval()
+    other.load_state_dict({seedcnn.seed_to_vit_pytorch_key(k): v for k, v in seed_model.state_dict().items()}, strict=True)
+    with torch.no_grad():
+        assert torch.equal(other(x), seed_model.eval()(x)), "vit-pytorch layout computes something else"
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, os.path.join(out_dir, f"{name}.vit-pytorch.safetensors"),
+              metadata={"state_dict_order": ",".join(other.state_dict().keys())})
+    print(f"{name}: vit-pytorch layout written ({len(other.state_dict())} tensors)")
 
 
 def tiny(out_dir):
@@ -459,6 +498,8 @@ def tiny(out_dir):
     randomise_(vit, gen)
     x = torch.randn(2, 3, 32, 32, generator=gen)
     write_model("vit_tiny_patch8_32", vit, x, ["patch_embed", "blocks.0", "blocks.1", "norm", "pre_logits"], out_dir)
+
+    seed_cnn_tiny(out_dir, gen)
 
     # Families added later use their own generator, so the fixtures above stay byte-for-byte as they were.
     gen = torch.Generator().manual_seed(5050)
@@ -507,6 +548,10 @@ for _name, _depths in BOTTLENECK_DEPTHS.items():
     FULL_MODELS[_name + "_cbam"] = (lambda d=_depths: ResNet(d, cbam=True, block=Bottleneck), ["layer1", "layer3", "layer4"])
 # torchvision resnet50 weights merged onto the seed's CBAM-ResNet-50 (random attention), as the seed loads them.
 FULL_MODELS["resnet50_cbam_merge"] = (None, ["layer1", "layer4"])
+# Seed 000's STN (32×32) and MobileViTs (256×256): written by seed_cnn_full, with .pth copies.
+SEED_CNN_FULL = ["stn", "mobilevit_xxs", "mobilevit_xs", "mobilevit_s"]
+for _name in SEED_CNN_FULL:
+    FULL_MODELS[_name] = (None, None)
 FULL_DEFAULT = ["resnet18", "resnet18_cbam", "vit_base_patch16_224_in21k"]
 
 
@@ -518,6 +563,9 @@ def full(out_dir, names):
         torch.manual_seed(zlib.crc32(name.encode()))
         gen = torch.Generator().manual_seed(4321 + zlib.crc32(name.encode()))
         make, paths = FULL_MODELS[name]
+        if name in SEED_CNN_FULL:
+            seed_cnn_full(out_dir, name, gen)
+            continue
         x = torch.randn(1, 3, 224, 224, generator=gen)
         if name == "resnet50_cbam_merge":
             backbone = torchvision.models.resnet50()
@@ -532,6 +580,21 @@ def full(out_dir, names):
         model = make()
         randomise_(model, gen)
         write_model(name, model, x, paths, out_dir)
+
+
+def seed_cnn_full(out_dir, name, gen):
+    """stn (the seed's STN(3, 32, 32)) or a MobileViT at 256 × 256; each MobileViT also in today's vit-pytorch
+    layout (Tools/full_parity.sh adds the zip and legacy .pth copies of the state dict)."""
+    if name == "stn":
+        model, shape, paths = seedcnn.STN(3, 32, 32), (1, 3, 32, 32), STN_PATHS
+    else:
+        cfg = seedcnn.MOBILEVIT_CONFIGS[name]
+        model, shape, paths = seedcnn.MobileViT((256, 256), num_classes=1000, **cfg), (1, 3, 256, 256), MOBILEVIT_PATHS
+    randomise_(model, gen)
+    x = torch.randn(*shape, generator=gen)
+    write_model(name, model, x, paths, out_dir)
+    if name.startswith("mobilevit"):
+        write_vit_pytorch_layout(name, model, x, dict(image_size=(256, 256), num_classes=1000, **cfg), out_dir)
 
 
 def write_versions(out_dir):

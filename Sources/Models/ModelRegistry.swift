@@ -50,6 +50,8 @@ public enum ModelRegistry {
         ResNet.family,
         SENet.family,
         VisionTransformer.family,
+        STN.family,
+        MobileViT.family,
     ]
 
     /// One named configuration of a family.

@@ -3,6 +3,58 @@
 enum BundledMappings {
     /// (file name, contents) of every shipped table, sorted by file name.
     static let files: [(name: String, text: String)] = [
+        ("mobilevit.seed.yaml", #"""
+# Seed 000's MobileViT state dict (the PreNorm layout our model registers): an identity table that also finds the
+# weights inside training checkpoints ({'state_dict': ...}) and strips DataParallel's `module.` prefix.
+format: 1
+name: mobilevit.seed
+family: mobilevit
+description: seed 000 MobileViT state dict (PreNorm layout, trunk.N.1.transformer.layers.J.0.fn.to_qkv)
+roots: [state_dict, model, ""]
+strip_prefixes: ["module."]
+detect:
+  require: [conv1.0.weight, "trunk.{n}.1.transformer.layers.{j}.0.fn.to_qkv.weight", to_logits.2.weight]
+identity: true
+
+"""#),
+        ("mobilevit.vit-pytorch.yaml", #"""
+# Today's lucidrains vit-pytorch MobileViT (`vit_pytorch/mobile_vit.py`) onto the seed's MobileViT. The seed wraps
+# attention and feed-forward in PreNorm (`layers.J.0.norm`, `layers.J.0.fn.to_qkv`, `layers.J.1.norm`,
+# `layers.J.1.fn.net.0/3`); today's code keeps the LayerNorm inside the modules (`layers.J.0.norm`,
+# `layers.J.0.to_qkv`, `layers.J.1.net.0` = LayerNorm, `layers.J.1.net.1/4`). Same arithmetic, other keys; every
+# other key (convolutions, batch norms, head) is the same and maps unchanged.
+format: 1
+name: mobilevit.vit-pytorch
+family: mobilevit
+description: vit-pytorch MobileViT with LayerNorm inside Attention / FeedForward (trunk.N.1.transformer.layers.J.1.net.0 = LayerNorm)
+roots: [state_dict, model, ""]
+strip_prefixes: ["module."]
+detect:
+  require: ["trunk.{n}.1.transformer.layers.{j}.0.to_qkv.weight", "trunk.{n}.1.transformer.layers.{j}.1.net.4.weight"]
+  forbid: ["*.fn.*"]
+identity: true
+optional: ["*.num_batches_tracked"]
+rules:
+  - target: trunk.{n}.1.transformer.layers.{j}.0.fn.to_qkv.weight
+    source: trunk.{n}.1.transformer.layers.{j}.0.to_qkv.weight
+  - target: trunk.{n}.1.transformer.layers.{j}.0.fn.to_out.0.weight
+    source: trunk.{n}.1.transformer.layers.{j}.0.to_out.0.weight
+  - target: trunk.{n}.1.transformer.layers.{j}.0.fn.to_out.0.bias
+    source: trunk.{n}.1.transformer.layers.{j}.0.to_out.0.bias
+  - target: trunk.{n}.1.transformer.layers.{j}.1.norm.weight
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.0.weight
+  - target: trunk.{n}.1.transformer.layers.{j}.1.norm.bias
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.0.bias
+  - target: trunk.{n}.1.transformer.layers.{j}.1.fn.net.0.weight
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.1.weight
+  - target: trunk.{n}.1.transformer.layers.{j}.1.fn.net.0.bias
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.1.bias
+  - target: trunk.{n}.1.transformer.layers.{j}.1.fn.net.3.weight
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.4.weight
+  - target: trunk.{n}.1.transformer.layers.{j}.1.fn.net.3.bias
+    source: trunk.{n}.1.transformer.layers.{j}.1.net.4.bias
+
+"""#),
         ("resnet.h5-groups.yaml", #"""
 # An h5py dump of a torchvision ResNet state dict, one dataset per tensor in nested groups
 # (`/layer1/0/conv1/weight`); the HDF5 reader names datasets by path with '/' -> '.', which gives the torchvision
@@ -58,6 +110,20 @@ detect:
   format: [pytorch-zip, pytorch-legacy, safetensors]
 identity: true
 optional: ["*.num_batches_tracked"]
+
+"""#),
+        ("stn.seed.yaml", #"""
+# Seed 000's STN state dict (the keys our model registers): an identity table that also finds the weights inside
+# training checkpoints ({'state_dict': ...}) and strips DataParallel's `module.` prefix.
+format: 1
+name: stn.seed
+family: stn
+description: seed 000 STN state dict (local_net.fc.0/2, conv.0/2, fc.0/2)
+roots: [state_dict, model, ""]
+strip_prefixes: ["module."]
+detect:
+  require: [local_net.fc.0.weight, local_net.fc.2.weight, conv.0.weight, conv.2.weight, fc.0.weight, fc.2.weight]
+identity: true
 
 """#),
         ("vit.hf-transformers.yaml", #"""
