@@ -80,7 +80,7 @@ final class RegistrationTests: XCTestCase {
         var rng = ParameterInit.seeded(0)
         var c = Composite(stem: Sequential([
             StemBlock(conv: ConvBNAct(3, 4, kernel: 3, stride: 2, activation: .relu, rng: &rng)),
-            StemBlock(conv: ConvBNAct(4, 4, kernel: 1, activation: .function(.sigmoid), rng: &rng)),
+            StemBlock(conv: ConvBNAct(4, 4, kernel: 1, activation: .sigmoid, rng: &rng)),
         ]))
         c.bindModulePaths()
         var lister = SpecLister()
