@@ -21,7 +21,7 @@ import TensorCore
 /// entry per element (`<path>.<attr>.<i>`), as lists are flattened elsewhere.
 ///
 /// Keras layouts (see `HDF5Keras.swift`) are renamed and reported by a `keras_layout` metadata entry.
-public enum HDF5Reader {
+package enum HDF5Reader {
     public static func read(path: String) throws -> StateDict {
         H5.prepare()
         try requireSuperblockAtStart(path: path)

@@ -1,7 +1,7 @@
 /// A small, strict JSON reader for untrusted headers (safetensors). Unlike Foundation's JSONSerialization it keeps
 /// object key order, reports duplicate keys, records the byte offset of every value for error messages, keeps
 /// numbers as their exact text (no silent rounding of 2^63-sized integers) and caps nesting depth.
-public enum HeaderJSON {
+package enum HeaderJSON {
     indirect enum Value {
         case null
         case bool(Bool)

@@ -13,7 +13,7 @@ import TensorCore
 ///
 /// `.npz`: a zip (stored or deflated) of `.npy` members; tensor names are member names without `.npy`, with
 /// `/` → `.` (JAX ViT keys `Transformer/encoderblock_0/LayerNorm_0/scale` → `Transformer.encoderblock_0.LayerNorm_0.scale`).
-public enum NumpyReader {
+package enum NumpyReader {
     public static func readNPY(path: String) throws -> StateDict {
         let file = try MappedFile(path: path)
         let header = try CheckpointError.withContext(file: path) {

@@ -4,7 +4,7 @@ import TensorCore
 /// ids are `('storage', storage_type, key, location, numel)`), `<prefix>/data/<key>` (raw storage bytes),
 /// `<prefix>/byteorder` ("little" / "big"). The prefix is whatever folder name the archive uses.
 /// Opening reads only data.pkl and the byteorder record; each tensor's loader reads just the bytes of its view.
-public enum PyTorchZipReader {
+package enum PyTorchZipReader {
     public static func read(path: String) throws -> StateDict {
         let zip = try ZipArchive(path: path)
         let candidates = zip.members.filter { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }

@@ -10,7 +10,7 @@ import TensorCore
 /// is one JSON object, every dtype is known, shapes are non-negative without overflow, `end - begin` equals
 /// dtype size × element count, and the byte ranges, sorted, cover the data area exactly (no gaps, no overlaps,
 /// nothing after the last tensor).
-public enum SafetensorsReader {
+package enum SafetensorsReader {
     /// Largest header accepted (the reference implementation's limit).
     public static let maxHeaderBytes = 100_000_000
 

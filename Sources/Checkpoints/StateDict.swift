@@ -40,10 +40,10 @@ public struct TensorEntry: Sendable {
     public let location: String
     /// Set when the tensor's bytes lie verbatim (contiguous, little-endian) in its file, so writers can copy
     /// them file-to-file. `load()` always works, with or without it.
-    public let span: FileSpan?
+    package let span: FileSpan?
     private let loader: @Sendable () throws -> Tensor
 
-    public init(name: String, dtype: DType, shape: [Int], location: String, span: FileSpan? = nil,
+    package init(name: String, dtype: DType, shape: [Int], location: String, span: FileSpan? = nil,
                 loader: @escaping @Sendable () throws -> Tensor) {
         self.name = name
         self.dtype = dtype

@@ -1,7 +1,7 @@
 import CZip
 
 /// A read-only zip archive (PyTorch zip checkpoints, `.npz`) through libzip, with bounded member reads.
-public final class ZipArchive: @unchecked Sendable {
+package final class ZipArchive: @unchecked Sendable {
     public struct Member: Sendable {
         public let index: Int
         public let name: String

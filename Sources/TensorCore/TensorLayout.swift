@@ -1,11 +1,11 @@
 /// A shape problem in a layout operation (mismatched concat inputs, split sizes that do not add up).
-public struct LayoutError: WeightsError {
+package struct LayoutError: WeightsError {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
 
 /// Byte-level layout operations that work for every dtype.
-public enum TensorLayout {
+package enum TensorLayout {
     /// `t.permute(perm).contiguous()`: output dim d is input dim `perm[d]`. `perm` must be a permutation of
     /// `0..<rank` (callers validate it).
     public static func permute(_ t: Tensor, _ perm: [Int]) -> Tensor {
