@@ -54,6 +54,7 @@ public enum ModelRegistry {
         MobileViT.family,
         AnnotatedTransformer.family,
         D2LViT.family,
+        SepViT.family,
         LucidrainsViT.currentFamily, LucidrainsViT.prenormFamily, SimpleViT.family, CRATE.family,
     ]
 
