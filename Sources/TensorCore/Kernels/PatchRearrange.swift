@@ -1,5 +1,5 @@
-/// vit-pytorch's patch flattening, einops `Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)')`, and the token
-/// mean its `pool = 'mean'` heads use.
+/// vit-pytorch's patch flattening, einops `Rearrange('b c (h p1) (w p2) -> b (h w) (p1 p2 c)')`. (Its `pool = 'mean'`
+/// heads use `Kernels.meanTokens`, WindowAttention.swift.)
 extension Kernels {
     /// x [B, C, H, W] → [B, (H/p)·(W/p), p·p·C], each patch's values ordered (row in patch, column in patch,
     /// channel) — channel fastest, unlike a convolution weight's (channel, row, column). H and W must be multiples
@@ -31,12 +31,5 @@ extension Kernels {
                 }
             }
         }
-    }
-
-    /// `x.mean(dim = 1)` for tokens [B, T, D] → [B, D].
-    public static func meanTokens(_ x: FloatTensor) -> FloatTensor {
-        precondition(x.rank == 3 && x.shape[1] > 0, "meanTokens: expects [B, T, D] with T > 0, got \(x.shape)")
-        let (b, d) = (x.shape[0], x.shape[2])
-        return meanOverChannels(x).reshaped([b, d])
     }
 }
