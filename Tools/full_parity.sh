@@ -107,6 +107,9 @@ if [ "${LUCIDRAINS:-yes}" = yes ]; then
   for f in vit-pytorch vit-pytorch-module; do
     check "lucidrains_vit from today's vit-pytorch ($f.pth)" --model lucidrains_vit --weights "$L/lucidrains_vit.$f.pth" \
       --reference "$L/lucidrains_vit.reference.safetensors"
+  done
+fi
+
 # Issue 9's seed-layout models (Tools/make_seq_fixtures.py --full): torch.save'd state dicts of the seed's
 # make_model (src/tgt vocab 8000, and the seed's toy 11/11 with N=2), the d2l notebook ViT, and vit-pytorch's
 # SepViT-Lite (also saved as a whole module). SEQ_MODELS="" skips them.
