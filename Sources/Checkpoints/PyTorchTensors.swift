@@ -25,7 +25,7 @@ enum TorchTensorFactory {
         let st = t.storage
         guard let storageDType = st.dtype else {
             throw CheckpointError("tensor stored as \(TorchGlobals.describeStorageType(st)) is not supported (supported: "
-                                  + DType.allCases.map(\.rawValue).joined(separator: ", ") + ")", key: name)
+                                  + DType.allCases.filter { !$0.isPacked }.map(\.rawValue).joined(separator: ", ") + ")", key: name)
         }
         var dtype = storageDType
         if let dn = t.dtypeName {
@@ -94,7 +94,8 @@ enum TorchTensorFactory {
             }
             var out = spanBytes == byteCount && isContiguous(finalShape, relStrides)
                 ? raw : StridedCopy.gather(raw, elementSize: es, shape: finalShape, strides: relStrides, count: count)
-            if backing.bigEndian && es > 1 { StridedCopy.byteSwap(&out, elementSize: es) }
+            // Complex elements are two floats, each swapped on its own.
+            if backing.bigEndian && es > 1 { StridedCopy.byteSwap(&out, elementSize: finalDType.isComplex ? es / 2 : es) }
             return Tensor(dtype: finalDType, shape: finalShape, bytes: out)
         }
         let verbatim = count > 0 && spanBytes == byteCount && isContiguous(shape, strides) && !(backing.bigEndian && es > 1)

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Writes Tests/CheckpointsTests/Fixtures/realfiles: checkpoints with every dtype torch, safetensors, numpy and HDF5
+define (issue 10), written by the real libraries, with `.expected.json` files in the format make_fixtures.py
+documents (read back through the owning library: torch.load, safetensors, numpy.load, h5py).
+
+Run:   /work/venv/bin/python Tools/make_realfile_fixtures.py
+
+Made with: Python 3.11.7, torch 2.15.0, numpy 2.4.6, h5py 3.16.0, safetensors 0.8.0 (the versions used are
+recorded in realfiles/VERSIONS.txt). Deterministic (fixed values, no timestamps in what the tests compare).
+
+dtype names in the expected files are torch's (complex64, uint16, float8_e4m3fn, …); safetensors' packed sub-byte
+types use float4_e2m1fn / float6_e2m3fn / float6_e3m2fn, and their "hex" is the packed bytes as stored.
+"""
+
+import collections
+import json
+import os
+import platform
+import shutil
+import struct
+import sys
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_fixtures as mf  # noqa: E402  (helpers: expected-file writer, byte helpers)
+
+ROOT = os.path.join(mf.ROOT, "realfiles")
+mf.NUMPY_DTYPE_NAMES.update({"u2": "uint16", "u4": "uint32", "u8": "uint64", "c8": "complex64", "c16": "complex128"})
+
+
+def out(name):
+    os.makedirs(ROOT, exist_ok=True)
+    return os.path.join(ROOT, name)
+
+
+def f8(values, dtype):
+    return torch.tensor(values, dtype=torch.float32).to(dtype)
+
+
+def every_dtype_dict():
+    """The dtypes the classic fixtures do not cover, with edge values (NaN, inf, max, subnormals, negative zero)."""
+    d = collections.OrderedDict()
+    d["complex64"] = torch.tensor([[1 + 2j, -3.5j], [float("inf") + 0j, complex(0.0, -0.0)]], dtype=torch.complex64)
+    d["complex128"] = torch.tensor([1e300 - 1e-300j, -0.25 + 7j, complex(float("nan"), 1.0)], dtype=torch.complex128)
+    d["uint16"] = torch.tensor([0, 1, 65535, 40000], dtype=torch.int32).to(torch.uint16)
+    d["uint32"] = torch.tensor([0, 4294967295, 3000000000], dtype=torch.int64).to(torch.uint32)
+    d["uint64"] = torch.tensor([0, 1, 2 ** 63 - 1], dtype=torch.int64).to(torch.uint64)
+    d["uint64_high"] = torch.tensor([-1, -(2 ** 63)], dtype=torch.int64).view(torch.uint64)   # 2^64-1, 2^63
+    d["float8_e4m3fn"] = f8([0.0, -0.0, 1.0, -1.5, 448.0, 2 ** -9, float("nan"), 0.3], torch.float8_e4m3fn)
+    d["float8_e5m2"] = f8([0.0, -2.0, 57344.0, 2 ** -16, float("inf"), float("-inf"), float("nan"), 0.3], torch.float8_e5m2)
+    d["float8_e4m3fnuz"] = f8([0.0, 1.0, -240.0, 2 ** -10, float("nan"), 0.3], torch.float8_e4m3fnuz)
+    d["float8_e5m2fnuz"] = f8([0.0, 1.0, -57344.0, 2 ** -17, float("nan"), 0.3], torch.float8_e5m2fnuz)
+    d["float8_e8m0fnu"] = f8([1.0, 2.0 ** -127, 2.0 ** 127, 0.5, float("nan")], torch.float8_e8m0fnu)
+    d["bool"] = torch.tensor([True, False, True])
+    d["float32"] = torch.tensor([[0.5, -1.0], [3.0, 1e-3]])
+    # Views of the new dtypes: a transposed complex tensor, a strided uint16 slice, a float8 slice with an offset.
+    d["views"] = collections.OrderedDict([
+        ("complex_t", d["complex64"].t()),
+        ("uint16_step", d["uint16"][::2]),
+        ("e4m3_tail", d["float8_e4m3fn"][3:]),
+    ])
+    return d
+
+
+def make_torch():
+    made = []
+    d = every_dtype_dict()
+    made.append(mf.torch_fixture(d, "every_dtype_zip.pth", legacy=False, protocol=2,
+                                 notes="complex, unsigned and float8 tensors (torch >= 2.x: UntypedStorage plus a dtype)"))
+    # The legacy format writes the complex storages by class name (ComplexFloatStorage, ComplexDoubleStorage).
+    legacy = collections.OrderedDict([("complex64", d["complex64"]), ("complex128", d["complex128"]),
+                                      ("complex_t", d["complex64"].t()), ("float32", d["float32"])])
+    made.append(mf.torch_fixture(legacy, "complex_legacy.pth", legacy=True, protocol=2,
+                                 notes="complex storages of the legacy format"))
+    for p in made:
+        os.replace(p, out(os.path.basename(p)))
+        os.replace(p + ".expected.json", out(os.path.basename(p)) + ".expected.json")
+    return [out(os.path.basename(p)) for p in made]
+
+
+def make_safetensors():
+    made = []
+    d = every_dtype_dict()
+    tensors = collections.OrderedDict((k, v.contiguous()) for k, v in d.items() if k not in ("views", "complex128"))
+    tensors["float4_e2m1fn"] = torch.tensor([[0x21, 0x43, 0xF0]], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    path = out("every_dtype.safetensors")
+    safetensors.torch.save_file(tensors, path, metadata={"format": "pt"})
+    mf.sort_safetensors_metadata(path)
+    made.append(path)
+
+    # safetensors' Python API cannot write F6 tensors; the file is written by hand and read by safetensors.
+    header = collections.OrderedDict([
+        ("f6_e2m3", {"dtype": "F6_E2M3", "shape": [2, 2], "data_offsets": [0, 3]}),
+        ("f6_e3m2", {"dtype": "F6_E3M2", "shape": [8], "data_offsets": [3, 9]}),
+        ("f4", {"dtype": "F4", "shape": [6], "data_offsets": [9, 12]}),
+        ("e8m0", {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [12, 14]}),
+    ])
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    data = bytes([0x41, 0x10, 0xFC, 1, 2, 3, 4, 5, 6, 0x12, 0x34, 0x56, 127, 0x80])
+    path = out("packed_subbyte.safetensors")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + data)
+    made.append(path)
+
+    names = {"F4": "float4_e2m1fn", "F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn", "F8_E8M0": "float8_e8m0fnu",
+             "C64": "complex64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E4M3FNUZ": "float8_e4m3fnuz",
+             "F8_E5M2FNUZ": "float8_e5m2fnuz", "U16": "uint16", "U32": "uint32", "U64": "uint64", "BOOL": "bool",
+             "F32": "float32"}
+    for path in made:
+        raw = open(path, "rb").read()
+        order = mf.safetensors_order(path)
+        # What the safetensors library itself reads (its Rust deserializer: dtype code, shape, bytes).
+        got = dict(safetensors.deserialize(raw))
+        records = [mf.tensor_record(n, names[got[n]["dtype"]], got[n]["shape"], bytes(got[n]["data"])) for n in order]
+        with safetensors.safe_open(path, "numpy") as f:
+            meta = f.metadata() or {}
+        mf.write_expected(path, "safetensors", records, meta,
+                          "safetensors.torch.save_file" if "every" in path else "written by hand, read by safetensors.deserialize",
+                          notes="expected bytes are what safetensors.deserialize returns; F4/F6 are packed, carried verbatim")
+    return made
+
+
+def make_numpy():
+    made = []
+    arrays = collections.OrderedDict([
+        ("complex64.npy", np.array([[1 + 2j, -3.5j], [np.inf, -0.0]], np.complex64)),
+        ("complex128_bigendian.npy", np.array([1e300 - 1e-300j, -0.25 + 7j], ">c16")),
+        ("uint16.npy", np.array([0, 1, 65535], np.uint16)),
+        ("uint32_bigendian.npy", np.array([0, 4294967295, 3000000000], ">u4")),
+        ("uint64.npy", np.array([0, 2 ** 64 - 1, 2 ** 63], np.uint64)),
+    ])
+    for fname, a in arrays.items():
+        path = out(fname)
+        np.save(path, a)
+        back = np.load(path)
+        assert back.dtype == a.dtype and np.array_equal(back.view(np.uint8), a.view(np.uint8))
+        mf.write_expected(path, "npy", [mf.numpy_record("array", back)], {}, f"np.save of dtype {a.dtype.str}",
+                          notes="a single .npy holds one tensor named 'array'")
+        made.append(path)
+    return made
+
+
+def main():
+    versions = collections.OrderedDict([
+        ("python", platform.python_version()), ("torch", torch.__version__), ("numpy", np.__version__),
+        ("safetensors", safetensors.__version__),
+    ])
+    shutil.rmtree(ROOT, ignore_errors=True)
+    made = make_torch() + make_safetensors() + make_numpy()
+    with open(out("VERSIONS.txt"), "w") as f:
+        f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
+        for k, v in versions.items():
+            f.write(f"{k} {v}\n")
+    total = sum(os.path.getsize(os.path.join(ROOT, n)) for n in os.listdir(ROOT))
+    print(f"{len(made)} fixtures, {total / 1024:.0f} KiB in {ROOT}")
+
+
+
+
+FLOAT8 = ["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"]
+
+
+def make_float8_tables():
+    """Tests/TensorCoreTests/Fixtures/float8.json: torch's value of every byte of each float8 format, and torch's
+    rounding of float32 inputs (every value, the midpoints between neighbours, overflow, random values)."""
+    rng = np.random.default_rng(10)
+    doc = collections.OrderedDict()
+    for name in FLOAT8:
+        dt = getattr(torch, name)
+        decoded = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dt).float()
+        vals = sorted(set(v for v in decoded.tolist() if v == v))
+        mids = [(a + b) / 2 for a, b in zip(vals, vals[1:])]
+        extra = [vals[-1] * 1.01, vals[-1] * 2, -vals[-1] * 2, float("inf"), float("-inf"), 1e-30, -1e-30]
+        inputs = torch.tensor(vals + mids + extra + list(rng.standard_normal(64) * 10), dtype=torch.float32)
+        doc[name] = {
+            "decode": decoded.numpy().astype("<f4").tobytes().hex(),
+            "encode_in": inputs.numpy().astype("<f4").tobytes().hex(),
+            "encode_out": inputs.to(dt).view(torch.uint8).numpy().tobytes().hex(),
+        }
+    path = os.path.join(os.path.dirname(mf.ROOT), "..", "TensorCoreTests", "Fixtures", "float8.json")
+    with open(os.path.normpath(path), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
+    make_float8_tables()
