@@ -145,13 +145,44 @@ def make_numpy():
     return made
 
 
+def make_hdf5():
+    """h5py's own complex (compound {r, i}) and unsigned datasets, and a float8 dataset as `weights` writes it."""
+    import h5py
+    path = out("every_dtype_h5py.h5")
+    arrays = collections.OrderedDict([
+        ("c128", np.array([1e300 - 1e-300j, -0.25 + 7j], np.complex128)),
+        ("c64", np.array([[1 + 2j, -3.5j], [np.inf, -0.0]], np.complex64)),
+        ("u16", np.array([0, 1, 65535], np.uint16)),
+        ("u32", np.array([0, 4294967295], ">u4")),
+        ("u64", np.array([0, 2 ** 64 - 1, 2 ** 63], np.uint64)),
+    ])
+    e4m3 = f8([0.0, 1.0, -1.5, 448.0, float("nan")], torch.float8_e4m3fn).view(torch.uint8).numpy()
+    with h5py.File(path, "w", libver=("earliest", "v110"), track_order=False) as f:
+        for k, a in arrays.items():
+            f.create_dataset(k, data=a, track_times=False)
+        d = f.create_dataset("w8", data=e4m3, track_times=False)
+        d.attrs["dtype"] = "float8_e4m3fn"
+    records = []
+    with h5py.File(path, "r") as f:
+        for k in sorted(f.keys()):   # h5py's default iteration: name order
+            a = f[k][()]
+            if k == "w8":
+                assert f[k].attrs["dtype"] == "float8_e4m3fn"
+                records.append(mf.tensor_record(k, "float8_e4m3fn", a.shape, a.tobytes()))
+            else:
+                records.append(mf.numpy_record(k, a))
+    mf.write_expected(path, "hdf5", records, {}, "h5py create_dataset of complex, unsigned and float8-as-bytes arrays",
+                      notes="h5py stores complex as a compound {r, i}; float8 is uint8 bytes plus the attribute dtype")
+    return [path]
+
+
 def main():
     versions = collections.OrderedDict([
         ("python", platform.python_version()), ("torch", torch.__version__), ("numpy", np.__version__),
-        ("safetensors", safetensors.__version__),
+        ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
     ])
     shutil.rmtree(ROOT, ignore_errors=True)
-    made = make_torch() + make_safetensors() + make_numpy()
+    made = make_torch() + make_safetensors() + make_numpy() + make_hdf5()
     with open(out("VERSIONS.txt"), "w") as f:
         f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
         for k, v in versions.items():
