@@ -19,6 +19,7 @@ the reference outputs stay there. Each dialect below is produced the way its eco
   resnet50_cbam_tiny.backbone.legacy.pth  the Bottleneck CBAM model's state dict minus ca.* / sa.* and
                                    num_batches_tracked, in the legacy format (like torchvision's resnet50-19c8e357.pth)
   resnet50_cbam_tiny.attention.safetensors   only its ca.* / sa.* keys
+  senet18_tiny.legacy.pth          the seed SENet-18's state dict, legacy format, without num_batches_tracked
   vit_tiny_patch8_32.timm.pth      torch.save(state_dict) with timm keys
   vit_tiny_patch8_32.jax.npz       Google's JAX/Flax layout (HWIO conv, [in, out] kernels, per-head q/k/v)
   vit_tiny_patch8_32.hf.safetensors   Hugging Face ViTModel+classifier keys (vit. prefix, split q/k/v, pooler)
@@ -75,6 +76,10 @@ def resnet():
     torch.save(OrderedDict((k, v) for k, v in cbam50.items() if not attention(k) and not k.endswith("num_batches_tracked")),
                out("resnet50_cbam_tiny.backbone.legacy.pth"), _use_new_zipfile_serialization=False)
     save_file({k: v.contiguous() for k, v in cbam50.items() if attention(k)}, out("resnet50_cbam_tiny.attention.safetensors"))
+
+    se = state_dict("senet18_tiny")
+    torch.save(OrderedDict((k, v) for k, v in se.items() if not k.endswith("num_batches_tracked")),
+               out("senet18_tiny.legacy.pth"), _use_new_zipfile_serialization=False)
 
 
 def vit():

@@ -167,6 +167,17 @@ def gz(f):
     ds(f, "b", np.arange(7, dtype="<i8"), chunks=(2,), compression="gzip", fletcher32=True)
 
 
+def sparse(f):
+    d = f.create_dataset("w", shape=(100,), dtype="<f4", chunks=(10,), compression="gzip", fillvalue=3,
+                         track_times=False)
+    d[20:30] = np.arange(10, dtype="<f4")
+
+
+h5("chunked_sparse_ok.h5", sparse)
+expected = np.full(100, 3, dtype="<f4")
+expected[20:30] = np.arange(10)
+safe("chunked_sparse_ok.h5", "gzip dataset with unallocated chunks (fill value 3)", "hdf5", {"w": sha(expected.tobytes())})
+
 h5("chunked_gzip_ok.h5", gz)
 safe("chunked_gzip_ok.h5", "gzip/shuffle/fletcher32 with partial edge chunks", "hdf5",
      {"a": sha(np.arange(1000, dtype="<f4").tobytes()), "b": sha(np.arange(7, dtype="<i8").tobytes())})

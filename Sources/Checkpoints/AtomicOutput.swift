@@ -116,7 +116,7 @@ public final class AtomicOutput {
     }
 
     /// Appends bytes that lie verbatim in an input file, copied file-to-file by the kernel where it can.
-    public func write(_ span: FileSpan) throws {
+    package func write(_ span: FileSpan) throws {
         try FileCopy.append(span, to: fd, destination: destination)
         bytesWritten += span.count
     }

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// An input file opened read-only once and shared by the tensor entries that point into it.
-public final class SourceFile: @unchecked Sendable {
+package final class SourceFile: @unchecked Sendable {
     public let path: String
     let fd: Int32
 
@@ -17,7 +17,7 @@ public final class SourceFile: @unchecked Sendable {
 
 /// Where a tensor's exact bytes — C-contiguous, little-endian, nothing to convert — lie verbatim in its file.
 /// Writers copy such spans file-to-file (`copy_file_range`) without passing them through user memory.
-public struct FileSpan: Sendable {
+package struct FileSpan: Sendable {
     public let file: SourceFile
     public let offset: Int
     public let count: Int

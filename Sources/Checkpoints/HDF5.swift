@@ -9,8 +9,10 @@ import TensorCore
 /// Every dataset becomes a tensor named by its path with `/` → `.` (no leading dot), visited group by group in
 /// creation order when the file tracks it (files written by `HDF5Writer` do) and in name order otherwise (the order
 /// `h5py.File.keys()` shows), except that all-digit sibling names (`vars/0`, …, `vars/10`) go in numeric order.
-/// The structure walk runs in a child process so that libhdf5 crashing on a corrupt file becomes an error
-/// (`HDF5Isolation.swift`). Types: IEEE float64/32/16 (and a 2-byte float with bfloat16's
+/// libhdf5 runs in a child process, for the structure walk and for every data read, so that libhdf5 crashing on a
+/// corrupt file becomes an error (`HDF5Isolation.swift`). Data outside the file (external storage, virtual datasets,
+/// external links) is refused, and chunks must decode to whole chunks (`HDF5Checks.swift`); an HDF5 superblock behind
+/// another format's header is refused (`Checkpoint+Sniff.swift`). Types: IEEE float64/32/16 (and a 2-byte float with bfloat16's
 /// field layout), int8/16/32/64, uint8, h5py's bool enum; uint16/uint32 are widened to int64 and uint64 is read as
 /// int64 (an error on load if a value exceeds 2^63-1). A float32 dataset carrying the attribute `dtype = "bfloat16"`
 /// (how `HDF5Writer` stores bfloat16) is restored as bfloat16. String datasets become metadata; datasets of other
@@ -21,7 +23,7 @@ import TensorCore
 /// entry per element (`<path>.<attr>.<i>`), as lists are flattened elsewhere.
 ///
 /// Keras layouts (see `HDF5Keras.swift`) are renamed and reported by a `keras_layout` metadata entry.
-public enum HDF5Reader {
+package enum HDF5Reader {
     public static func read(path: String) throws -> StateDict {
         H5.prepare()
         try requireSuperblockAtStart(path: path)

@@ -23,7 +23,8 @@ final class H5Server: @unchecked Sendable {
     /// Forks the child (walking the file first when `walk`), and returns the walk's result.
     func start(walk: Bool) throws -> H5Isolation.Walk? {
         var fds: [Int32] = [-1, -1]
-        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+        // Close-on-exec: a program the caller spawns later must not hold the socket (the child would not see its end).
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw CheckpointError("cannot start the HDF5 reading process: socketpair: \(String(cString: strerror(errno)))", file: path)
         }
         for fd in fds {
@@ -143,7 +144,7 @@ final class H5Server: @unchecked Sendable {
         var file: H5File?
         if walk {
             alarm(H5Isolation.timeLimit)
-            H5Isolation.limitMemory(extra: 2 << 30)
+            H5Isolation.limitMemory(extra: 512 << 20)
             var out = H5Isolation.ByteWriter()
             do {
                 let (w, f) = try H5Isolation.walkHere(path: path, underLock: false)
@@ -162,7 +163,7 @@ final class H5Server: @unchecked Sendable {
             guard let d = try? H5Isolation.decodeDataset(&r) else { _exit(2) }
             alarm(H5Isolation.timeLimit)
             let (triple, o) = d.byteCount.multipliedReportingOverflow(by: 3)
-            H5Isolation.limitMemory(extra: o ? Int.max / 2 : min(Int.max / 2, (1 << 30) + triple))
+            H5Isolation.limitMemory(extra: o ? Int.max / 2 : min(Int.max / 2, (512 << 20) + triple))
             do {
                 if file == nil { file = try H5File(path: path, closeUnderLock: false) }
                 let tensor = try d.load(file!)

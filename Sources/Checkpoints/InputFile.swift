@@ -7,7 +7,7 @@ import Darwin
 /// The one way input files are opened. `open` with O_NONBLOCK, so that a FIFO (or a device) cannot block the
 /// open itself, then `fstat` on the descriptor (no race with a swapped path), a refusal of anything but a regular
 /// file, and only then O_NONBLOCK cleared. The result is a read-only descriptor of a regular file.
-public enum InputFile {
+package enum InputFile {
     /// Opens `path` read-only; throws one `CheckpointError` naming the file for a missing, unreadable or
     /// non-regular file. The caller closes the descriptor.
     public static func open(_ path: String) throws -> (fd: Int32, size: Int) {

@@ -10,7 +10,7 @@ import Darwin
 /// its new end die of SIGBUS. `MappingGuard` turns that into an error: its handler replaces the vanished pages
 /// with zeros and records the fault; `read`/`copyReleasing`, `TensorEntry.load` and `Checkpoint.open` then
 /// throw one error naming the file instead of returning what they read.
-public final class MappedFile: @unchecked Sendable {
+package final class MappedFile: @unchecked Sendable {
     public let path: String
     public let size: Int
     private let base: UnsafeRawPointer?

@@ -10,7 +10,7 @@ import Darwin
 /// `('storage', storage_type, root_key, location, numel, view_metadata)`), the list of storage keys — followed,
 /// for each key in that order, by an 8-byte little-endian element count and the storage's raw little-endian bytes.
 /// The file is memory-mapped; opening walks the record headers only.
-public enum PyTorchLegacyReader {
+package enum PyTorchLegacyReader {
     /// 0x1950a86a20f9469cfc6c in decimal.
     static let magicNumber = "119547037146038801333356"
     static let protocolVersion: Int64 = 1001

@@ -4,9 +4,9 @@ import TensorCore
 /// ids are `('storage', storage_type, key, location, numel)`), `<prefix>/data/<key>` (raw storage bytes),
 /// `<prefix>/byteorder` ("little" / "big"). The prefix is whatever folder name the archive uses.
 /// Opening reads only data.pkl and the byteorder record; each tensor's loader reads just the bytes of its view.
-public enum PyTorchZipReader {
-    public static func read(path: String) throws -> StateDict {
-        let zip = try ZipArchive(path: path)
+package enum PyTorchZipReader {
+    public static func read(path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        let zip = try ZipArchive(path: path, verifyCRC: options.verifyCRC)
         let candidates = zip.members.filter { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }
         guard let pkl = candidates.min(by: { depth($0.name) < depth($1.name) }) else {
             throw CheckpointError("zip archive has no data.pkl record, so it is not a torch.save checkpoint", file: path)

@@ -7,7 +7,9 @@ public enum Activation: Sendable {
     case identity
     case relu
     case silu
-    case function(Kernels.VectorFunction)
+    case gelu
+    case tanh
+    case sigmoid
 
     /// The convolution epilogue computing this activation, if there is one.
     public var epilogue: Epilogue? {
@@ -15,22 +17,24 @@ public enum Activation: Sendable {
         case .identity: return Epilogue.none
         case .relu: return .relu
         case .silu: return .silu
-        case .function: return nil
+        case .gelu, .tanh, .sigmoid: return nil
         }
+    }
+
+    private static func vector(_ f: Kernels.VectorFunction, _ x: FloatTensor) -> FloatTensor {
+        var y = x
+        Kernels.applyInPlace(f, &y)
+        return y
     }
 
     public func apply(_ x: FloatTensor) -> FloatTensor {
         switch self {
         case .identity: return x
         case .relu: return Kernels.relu(x)
-        case .silu:
-            var y = x
-            Kernels.applyInPlace(.silu, &y)
-            return y
-        case .function(let f):
-            var y = x
-            Kernels.applyInPlace(f, &y)
-            return y
+        case .silu: return Self.vector(.silu, x)
+        case .gelu: return Self.vector(.gelu, x)
+        case .tanh: return Self.vector(.tanh, x)
+        case .sigmoid: return Self.vector(.sigmoid, x)
         }
     }
 }

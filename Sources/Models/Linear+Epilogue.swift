@@ -2,12 +2,12 @@ import TensorCore
 
 extension Linear {
     /// activation(x · Wᵀ + b), the activation applied by the GEMM's workers while each output block is in cache.
-    public func callAsFunction(_ x: FloatTensor, activation: Kernels.VectorFunction) -> FloatTensor {
+    package func callAsFunction(_ x: FloatTensor, activation: Kernels.VectorFunction) -> FloatTensor {
         Kernels.linear(x, weight: weight, bias: bias, activation: activation)
     }
 
     /// residual + (x · Wᵀ + b): a skip connection accumulated by the GEMM itself.
-    public func callAsFunction(_ x: FloatTensor, residual: FloatTensor) -> FloatTensor {
+    package func callAsFunction(_ x: FloatTensor, residual: FloatTensor) -> FloatTensor {
         Kernels.linear(x, weight: weight, bias: bias, residual: residual)
     }
 }

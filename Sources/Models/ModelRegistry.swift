@@ -52,6 +52,8 @@ public enum ModelRegistry {
         VisionTransformer.family,
         STN.family,
         MobileViT.family,
+        AnnotatedTransformer.family,
+        D2LViT.family,
     ]
 
     /// One named configuration of a family.

@@ -168,6 +168,12 @@ extension Model {
     public func forward(inputs: [InputTensor], capture: ActivationCapture? = nil) throws -> [FloatTensor] {
         try validate(inputs: inputs)
         try checkInputValues(inputs)
+        if capture != nil && !modulePathsAreBound {
+            // A model whose init did not call bindModulePaths(): report under the right paths from a bound copy.
+            var bound = self
+            bound.bindModulePaths()
+            return bound.forwardUnchecked(inputs: inputs, capture: capture)
+        }
         return forwardUnchecked(inputs: inputs, capture: capture)
     }
 

@@ -74,6 +74,14 @@ extension Module {
         visitParameters(&binder)
     }
 
+    /// True when every module that reports its output stores the path the tree walk gives it.
+    public var modulePathsAreBound: Bool {
+        var copy = self
+        var checker = PathChecker()
+        copy.visitParameters(&checker)
+        return checker.bound
+    }
+
     /// Paths of the descendants that report their outputs, in the order a forward reports them (post-order).
     public var reportedPaths: [String] {
         var copy = self
@@ -140,6 +148,16 @@ struct PathBinder: ParameterVisitor {
     mutating func visitModule<M: Module>(_ module: inout M) {
         let p = path
         if module.modulePath != p { module.modulePath = p }
+    }
+}
+
+struct PathChecker: ParameterVisitor {
+    var scope: [String] = []
+    var bound = true
+    mutating func visit(key: String, tensor: inout FloatTensor, kind: ParameterKind) {}
+    mutating func visit(key: String, int64: inout Int64) {}
+    mutating func visitModule<M: Module>(_ module: inout M) {
+        if bound && module.reportsOutput && module.modulePath != path { bound = false }
     }
 }
 

@@ -1,5 +1,5 @@
 /// Element type conversions, including IEEE half and bfloat16 with round-to-nearest-even.
-public enum DTypeConversion {
+package enum DTypeConversion {
     /// bfloat16 bits → Float.
     @inline(__always) public static func bf16ToFloat(_ bits: UInt16) -> Float {
         Float(bitPattern: UInt32(bits) << 16)

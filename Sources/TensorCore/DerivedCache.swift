@@ -6,7 +6,7 @@ import Foundation
 /// depends on, so a copy of a model never sees a stale value and setting a weight invalidates exactly the
 /// layers that use it. Thread-safe: concurrent forwards compute the value once. Not a parameter: its mirror is
 /// empty so parameter-coverage walks skip it.
-public final class DerivedCache<Value: Sendable>: @unchecked Sendable, CustomReflectable {
+package final class DerivedCache<Value: Sendable>: @unchecked Sendable, CustomReflectable {
     private let lock = NSLock()
     private var value: Value?
 

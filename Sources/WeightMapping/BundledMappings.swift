@@ -78,7 +78,7 @@ optional: ["*.num_batches_tracked"]
 format: 1
 name: resnet.torchvision
 family: resnet
-description: torchvision ResNet state dict (conv1, bn1, layer1-4 BasicBlocks, fc)
+description: torchvision ResNet state dict (conv1, bn1, layer1-4 BasicBlocks or Bottlenecks, fc)
 roots: [state_dict, model, ""]
 strip_prefixes: ["module."]
 detect:
@@ -107,6 +107,24 @@ roots: [state_dict, model, ""]
 strip_prefixes: ["module."]
 detect:
   require: [conv1.weight, "layer1.0.conv1.weight", fc.weight]
+  format: [pytorch-zip, pytorch-legacy, safetensors]
+identity: true
+optional: ["*.num_batches_tracked"]
+
+"""#),
+        ("senet.seed.yaml", #"""
+# State dicts of seed 000's SENet-18 (`Model`: conv1, bn1, conv2_1 … conv5_2 ResidualBlocks with selayer.fc1/fc2,
+# conv1x1/bn1x1 shortcuts, fc) onto `senet18`. Our model registers the seed's keys, so this is an identity table
+# that also finds the weights inside training checkpoints ({'state_dict': ...}), strips DataParallel's `module.`
+# prefix, and accepts files written before BatchNorm gained num_batches_tracked (kept from the model then).
+format: 1
+name: senet.seed
+family: senet
+description: seed SENet-18 state dict (conv1, conv2_1…conv5_2 with selayer.fc1/fc2, conv1x1/bn1x1, fc)
+roots: [state_dict, model, ""]
+strip_prefixes: ["module."]
+detect:
+  require: [conv1.weight, bn1.running_mean, "conv2_1.conv1.weight", "conv{s}_{b}.selayer.fc1.weight", fc.weight]
   format: [pytorch-zip, pytorch-legacy, safetensors]
 identity: true
 optional: ["*.num_batches_tracked"]

@@ -42,6 +42,8 @@ public struct ConversionOptions: Sendable {
     /// Leave out the tensors the output format cannot hold (listed in `ConversionResult.skipped`) instead of
     /// refusing the conversion naming the first of them.
     public var skipUnsupported: Bool
+    /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
+    public var read: ReadOptions = ReadOptions()
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
@@ -97,7 +99,7 @@ public struct ConversionResult: Sendable {
 public enum Converter {
     /// Reads and maps `input` without writing anything.
     public static func prepare(_ input: String, options: ConversionOptions, catalog: MappingCatalog? = nil) throws -> PreparedConversion {
-        let source = try Checkpoint.open(input, key: options.key)
+        let source = try Checkpoint.open(input, key: options.key, options: options.read)
         var notices: [PreparedConversion.Notice] = []
         if let text = try source.checkNeutralisedGlobals(strict: options.strictGlobals) {
             notices.append(.init(kind: source.neutralisedGlobalsAreTorchOnly ? .note : .warning, text: text))

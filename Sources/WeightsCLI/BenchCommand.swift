@@ -5,7 +5,7 @@ import Weights
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time the forward pass of a model with its seeded weights on a random N×3×H×W input.",
+        abstract: "Time the forward pass of a model with its seeded weights on a random N×3×H×W input (or random token ids and masks).",
         discussion: """
             Runs one warm-up pass, then K timed passes, and prints the median in milliseconds.
             With --load FILE, times loading FILE onto the model instead, against read() of the same file's bytes
@@ -22,6 +22,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Batch size.")
     var batch: Int = 1
 
+    @Option(name: .customLong("seq-len"), help: ArgumentHelp("Sequence length for models with token inputs: every free dimension other than the batch (src/tgt lengths S and T). Default: the model's example length (64).", valueName: "N"))
+    var seqLen: Int?
+
     @Option(name: .long, help: "Timed runs after the warm-up.")
     var runs: Int = 10
 
@@ -34,12 +37,13 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if batch < 1 { throw ValidationError("--batch must be ≥ 1") }
         if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        if let seqLen, seqLen < 1 { throw ValidationError("--seq-len must be ≥ 1") }
     }
 
     func run() throws {
         var m = try ModelRegistry.make(name: model, config: config)
         if let load { return try benchLoad(load, model: &m) }
-        let x = Self.exampleInputs(m, batch: batch)
+        let x = Self.exampleInputs(m, batch: batch, seqLen: seqLen)
         _ = try m.forward(inputs: x)
         var times: [Double] = []
         let clock = ContinuousClock()
@@ -56,12 +60,18 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Inputs at each spec's example shape (free dimensions at their example size, batch `batch`): seeded
-    /// uniform floats, token ids 0, masks true.
-    static func exampleInputs(_ m: any Model, batch: Int) -> [InputTensor] {
+    /// Inputs at each spec's example shape (free dimensions at their example size or `seqLen`, batch `batch`): the
+    /// model's own example inputs when it makes them (random token ids, causal masks), else seeded uniform floats,
+    /// token ids 0, masks true.
+    static func exampleInputs(_ m: any Model, batch: Int, seqLen: Int? = nil) -> [InputTensor] {
+        var sizes: [String: Int] = [:]
+        if let seqLen {
+            for spec in m.inputSpecs { for case .free(let name, _) in spec.shape where name != "N" { sizes[name] = seqLen } }
+        }
+        if let p = m as? any ExampleInputProvider { return p.exampleInputs(batch: batch, sizes: sizes, seed: 1) }
         var rng = SeededGenerator(seed: 1)
         return m.inputSpecs.map { spec in
-            let shape = spec.exampleShape(batch: batch)
+            let shape = spec.exampleShape(batch: batch, sizes: sizes)
             let n = shape.reduce(1, *)
             switch spec.dtype {
             case .int64: return .int64(shape: shape, values: [Int64](repeating: 0, count: n))

@@ -8,8 +8,17 @@ final class RegistrationTests: XCTestCase {
     /// Full-size configurations PyTorch lists (Fixtures/full_size_specs.json: torchvision resnet18/34, the seed's
     /// CBAM-ResNets and ViTs built on the meta device) — keys, shapes, dtypes and order must equal ours.
     func testNamedModelsMatchPyTorchStateDictLayout() throws {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [[Any]]])
+        // full_size_specs.json (Tools/make_model_fixtures.py) plus any other `*full_size_specs.json` (e.g.
+        // seq_full_size_specs.json from Tools/make_seq_fixtures.py), merged.
+        let main = try XCTUnwrap(Bundle.module.url(forResource: "full_size_specs", withExtension: "json", subdirectory: "Fixtures"))
+        let dir = main.deletingLastPathComponent()
+        let urls = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+            .filter { $0.hasSuffix("full_size_specs.json") }.map { dir.appendingPathComponent($0) }
+        var json: [String: [[Any]]] = [:]
+        for url in urls {
+            let part = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: [[Any]]])
+            json.merge(part) { a, _ in a }
+        }
         XCTAssertEqual(Set(json.keys), Set(ModelRegistry.names.filter { !$0.hasSuffix("_tiny") && !$0.hasPrefix("vit_tiny") }))
         for (name, rows) in json {
             let want = rows.map { r in "\(r[0] as! String) \(r[1] as! [Int]) \(r[2] as! String)" }
@@ -80,7 +89,7 @@ final class RegistrationTests: XCTestCase {
         var rng = ParameterInit.seeded(0)
         var c = Composite(stem: Sequential([
             StemBlock(conv: ConvBNAct(3, 4, kernel: 3, stride: 2, activation: .relu, rng: &rng)),
-            StemBlock(conv: ConvBNAct(4, 4, kernel: 1, activation: .function(.sigmoid), rng: &rng)),
+            StemBlock(conv: ConvBNAct(4, 4, kernel: 1, activation: .sigmoid, rng: &rng)),
         ]))
         c.bindModulePaths()
         var lister = SpecLister()

@@ -63,6 +63,15 @@ final class UserModelTests: XCTestCase {
         var seen: [String] = []
         XCTAssertEqual(try target.forward(x) { path, _ in seen.append(path) }.data, try source.forward(x).data)
         XCTAssertEqual(seen, target.activationPaths)
+        // A model whose init forgot bindModulePaths() still reports under the walk's paths.
+        var unbound = TwoLayerNet(seed: 2)
+        unbound.fc2.modulePath = ""
+        unbound.act.modulePath = "stale"
+        XCTAssertFalse(unbound.modulePathsAreBound)
+        var unboundSeen: [String] = []
+        _ = try unbound.forward(x) { path, _ in unboundSeen.append(path) }
+        XCTAssertEqual(unboundSeen, ["flatten", "act", "fc2"])
+        XCTAssertTrue(target.modulePathsAreBound)
         XCTAssertThrowsError(try target.forward(FloatTensor(shape: [2, 11], repeating: 0))) {
             XCTAssertTrue("\($0)".contains("model two_layer_net: expected input [N, 12], found shape [2, 11]"), "\($0)")
         }

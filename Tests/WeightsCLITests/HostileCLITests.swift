@@ -55,4 +55,25 @@ final class HostileCLITests: XCTestCase {
             XCTAssertEqual(left, [], "\(file): temporary files left behind")
         }
     }
+
+    /// The HDF5 fuzz findings (Tests/CheckpointsTests/FuzzCrashes/hdf5-*) through the binary: libhdf5 crashing or
+    /// allocating gigabytes in the reader's child is one line and exit 1, with bounded memory (the child's
+    /// address-space limit) and no temporary file left.
+    func testHDF5FuzzFindingsThroughTheBinary() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("CheckpointsTests/FuzzCrashes").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("hdf5-") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 4)
+        let out = tmp.appendingPathComponent("out.safetensors").path
+        for file in files {
+            let r = try CLI.run(["convert", dir + "/" + file, "-o", out], timeout: 60)
+            XCTAssertFalse(r.timedOut, file)
+            XCTAssertEqual(r.status, 1, "\(file): exit status \(r.status); stderr: \(r.stderr)")
+            XCTAssertEqual(r.stderrLines.count, 1, "\(file): \(r.stderr.debugDescription)")
+            XCTAssertTrue(r.stderr.contains(file), "\(file): \(r.stderr)")
+            XCTAssertLessThanOrEqual(r.maxRSS, 256 << 20, "\(file): peak RSS \(r.maxRSS >> 20) MiB (the reader's child included)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out), file)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains(".partial-") }, [], file)
+        }
+    }
 }

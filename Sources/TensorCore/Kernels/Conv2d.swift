@@ -60,7 +60,7 @@ public enum Epilogue: Sendable {
 
 /// A convolution prepared for repeated forward passes: its weight, bias and options, plus the transformed weights
 /// a faster algorithm needs (Winograd), built once on first use. Thread-safe; layers hold one per folded weight.
-public final class Conv2dPlan: @unchecked Sendable {
+package final class Conv2dPlan: @unchecked Sendable {
     public let weight: FloatTensor
     public let bias: FloatTensor?
     public let options: Conv2dOptions

@@ -9,7 +9,7 @@
 ///         exp argument −z² limits it in the far negative tail).
 ///   tanh: odd polynomial for |x| < 0.625, 1 − 2/(e^{2|x|} + 1) otherwise; ≤ ~3 ulp.
 ///   sigmoid, silu: from e^(−|x|) (never overflows); relative error < 4e-7.
-public enum FastMath {
+package enum FastMath {
     public typealias V = SIMD8<Float>
 
     @inline(__always)

@@ -5,7 +5,7 @@ import Dispatch
 /// Row-major single-precision GEMM on raw pointers: C = alpha · op(A) · op(B) + beta · C, where op(A) is M×K and
 /// op(B) is K×N. `lda`, `ldb`, `ldc` are row strides in elements. All matrix work in the kernels goes through here
 /// (OpenBLAS; kernels that split work over `Parallel` workers run it single-threaded, see `withSingleThreadedBLAS`).
-public enum Gemm {
+package enum Gemm {
     @inlinable
     public static func sgemm(transA: Bool = false, transB: Bool = false,
                              m: Int, n: Int, k: Int,

@@ -15,7 +15,7 @@ struct SendableConstPointer<T>: @unchecked Sendable {
 }
 
 /// Splits element-wise work over the machine's cores.
-public enum Parallel {
+package enum Parallel {
     /// Worker count for element-wise loops: one per core, or `WEIGHTS_NUM_THREADS` when set.
     public static let workers: Int = {
         if let s = ProcessInfo.processInfo.environment["WEIGHTS_NUM_THREADS"], let n = Int(s), n >= 1 { return n }

@@ -58,6 +58,12 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
     // FUZZ_CHILD_CRASHES=1: leave libFuzzer's handlers in the HDF5 reader's forked child (artifacts come from there;
     // -minimize_crash cannot use them, as it watches the exit status of the parent).
     if getenv("FUZZ_CHILD_CRASHES").map({ String(cString: $0) }) != "1" { ForkedChild.install() }
+    // hdf5 mode: libhdf5 runs in-process, so that the walker's and the checks' coverage reaches libFuzzer (a
+    // forked child's counters never do) and a libhdf5 crash in the data read becomes an artifact to replay (the
+    // normal reader contains it in its child). FUZZ_HDF5_ISOLATED=1 keeps the reader's child.
+    if mode == .hdf5 && getenv("FUZZ_HDF5_ISOLATED").map({ String(cString: $0) }) != "1" {
+        setenv("WEIGHTS_HDF5_IN_PROCESS", "1", 1)
+    }
     return 0
 }
 
