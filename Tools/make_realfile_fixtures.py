@@ -82,6 +82,36 @@ def make_torch():
     return [out(os.path.basename(p)) for p in made]
 
 
+def make_unsupported_kinds():
+    """Tensors this reader cannot represent, beside ordinary ones: each is listed by name ("unsupported" in the
+    expected file: name and a fragment of its description), the others read as usual."""
+    import warnings
+    warnings.filterwarnings("ignore")
+    d = collections.OrderedDict()
+    d["w"] = torch.tensor([1.0, 2.0])
+    d["z"] = torch.zeros(2, dtype=torch.complex32)
+    d["q"] = torch.quantize_per_tensor(torch.tensor([0.5, 1.0, -1.0]), 0.1, 3, torch.qint8)
+    d["qc"] = torch.quantize_per_channel(torch.tensor([[0.5, 1.0], [-1.0, 2.0]]), torch.tensor([0.1, 0.2]),
+                                         torch.tensor([0, 1]), 0, torch.quint8)
+    d["sp"] = torch.tensor([[0, 1.5], [0, 0]]).to_sparse()
+    d["nested"] = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    d["f4x2"] = torch.tensor([[0x21]], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    d["b"] = torch.tensor([3], dtype=torch.int64)
+    path = out("unsupported_kinds_zip.pth")
+    mf.save_torch(d, path, legacy=False, protocol=2)
+    back = torch.load(path, weights_only=False)
+    assert list(back) == list(d)
+    unsupported = [{"name": "z", "what": "complex32"}, {"name": "q", "what": "quantized"},
+                   {"name": "qc", "what": "quantized"}, {"name": "sp", "what": "sparse"},
+                   {"name": "nested", "what": "nested"}, {"name": "f4x2", "what": "float4_e2m1fn_x2"}]
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record("w", back["w"]), mf.torch_record("b", back["b"])], {},
+                      "torch.save(obj, path, pickle_protocol=2)",
+                      notes="quantized, sparse, nested, complex32 and float4_e2m1fn_x2 tensors are listed as unsupported "
+                            "by name; the other tensors read as usual",
+                      extra={"unsupported": unsupported})
+    return [path]
+
+
 def make_safetensors():
     made = []
     d = every_dtype_dict()
@@ -182,7 +212,7 @@ def main():
         ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
     ])
     shutil.rmtree(ROOT, ignore_errors=True)
-    made = make_torch() + make_safetensors() + make_numpy() + make_hdf5()
+    made = make_torch() + make_unsupported_kinds() + make_safetensors() + make_numpy() + make_hdf5()
     with open(out("VERSIONS.txt"), "w") as f:
         f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
         for k, v in versions.items():

@@ -19,6 +19,7 @@ struct PickleFlattener {
     struct Output {
         var tensors: [TensorEntry] = []
         var metadata: [MetadataEntry] = []
+        var unsupported: [UnsupportedTensor] = []
     }
 
     /// The children of one container, enumerated lazily (a million-item list is not copied into name pairs).
@@ -84,12 +85,19 @@ struct PickleFlattener {
             guard seen.insert(name).inserted else {
                 throw CheckpointError("two entries flatten to the same name", key: name)
             }
+            // A tensor of a dtype or kind this reader cannot represent is listed, not an error for the whole file.
+            func tensor(_ t: TorchTensorRef) throws {
+                do { out.tensors.append(try makeTensor(name, t)) } catch let u as UnsupportedTensor.Kind {
+                    out.unsupported.append(UnsupportedTensor(name: name, what: u.what))
+                }
+            }
             switch v {
             case .tensor(let t):
-                out.tensors.append(try makeTensor(name, t))
+                try tensor(t)
             case .storage(let s):
-                let t = TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1])
-                out.tensors.append(try makeTensor(name, t))
+                try tensor(TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1]))
+            case .unsupportedTensor(let what):
+                out.unsupported.append(UnsupportedTensor(name: name, what: what))
             case .invalid(let message):
                 throw CheckpointError(message, key: name)
             default:

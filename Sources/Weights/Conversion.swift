@@ -135,6 +135,11 @@ public enum Converter {
     public static func write(_ prepared: PreparedConversion, to output: String, options: ConversionOptions,
                              progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
         let start = Date()
+        // Tensors the reader could not represent: an error naming the first, unless they are to be skipped.
+        let unreadable = prepared.source.unsupported
+        if let u = unreadable.first, !options.skipUnsupported {
+            throw CheckpointError("\(u.what) cannot be converted (--skip-unsupported leaves such tensors out)", file: prepared.source.file, key: u.name)
+        }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         let skipped: [TensorEntry]
         let formatName: String
@@ -152,7 +157,7 @@ public enum Converter {
         let written = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         var result = ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
                                       seconds: Date().timeIntervalSince(start))
-        result.skipped = skipped.map { ($0.name, "\(formatName) cannot hold \($0.dtype.cast(to: options.dtype).rawValue) tensors") }
+        result.skipped = unreadable.map { ($0.name, "\($0.what) cannot be converted") } + skipped.map { ($0.name, "\(formatName) cannot hold \($0.dtype.cast(to: options.dtype).rawValue) tensors") }
         return result
     }
 

@@ -39,6 +39,7 @@ struct InspectCommand: ParsableCommand {
                     ("location", .string(t.location)),
                 ] + (unwritable(t.dtype).isEmpty ? [] : [("cannot_write_to", .array(unwritable(t.dtype).map { .string($0) }))]))
             })),
+            ("unsupported", .array(sd.unsupported.map { .object([("name", .string($0.name)), ("what", .string($0.what))]) })),
             ("totals", .object([
                 ("tensors", .int(Int64(sd.tensors.count))),
                 ("parameters", .int(Int64(sd.totalElements))),
@@ -77,6 +78,10 @@ struct InspectCommand: ParsableCommand {
                 + (noted ? [note] : [])
         }
         out += TextTable.render(header: ["name", "dtype", "shape", "bytes", "location"] + (noted ? ["note"] : []), rows: rows, rightAligned: [3])
+        if !sd.unsupported.isEmpty {
+            out += "not readable (\(sd.unsupported.count); convert needs --skip-unsupported):\n"
+            for u in sd.unsupported { out += "  \(e(u.name)): \(e(u.what))\n" }
+        }
         out += "tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  bytes: \(formatBytes(sd.totalBytes))\n"
         if !sd.metadata.isEmpty {
             out += "metadata:\n"

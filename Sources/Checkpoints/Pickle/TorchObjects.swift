@@ -133,7 +133,7 @@ enum TorchGlobals {
             return try call(args[0], args: inner, machine: machine, depth: depth + 1)
         case ("torch._utils", let name) where unsupportedRebuilds[name] != nil:
             machine.unsupportedTensorsBuilt += 1
-            return .invalid("\(unsupportedRebuilds[name] ?? name) is not supported (rebuilt by \(g.qualifiedName))")
+            return .unsupportedTensor("\(unsupportedRebuilds[name] ?? name) (rebuilt by \(g.qualifiedName))")
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("collections", "defaultdict"):
             let d = arena.dict()
             // OrderedDict(pairs) / dict(pairs); defaultdict's first argument is its factory.
