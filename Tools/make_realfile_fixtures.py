@@ -112,6 +112,97 @@ def make_unsupported_kinds():
     return [path]
 
 
+class TinyNet(torch.nn.Module):
+    """A small net with a parameterless op, a buffer and a non-persistent buffer (left out of state_dict())."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(11)
+        self.conv = torch.nn.Conv2d(2, 3, 3, bias=False)
+        self.bn = torch.nn.BatchNorm2d(3)
+        self.head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4, 2))
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+            self.bn.running_mean.copy_(torch.randn(3, generator=g))
+        self.register_buffer("scale", torch.tensor([0.5, 2.0]))
+        self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x)))) * self.scale
+
+
+def torchscript_attributes(path, loaded):
+    """The non-tensor attributes of each scripted module in data.pkl, dotted like the tensors, each valued as the
+    loaded ScriptModule gives it (None stays None; lists/tuples are flattened by index)."""
+    import pickle
+    import zipfile
+
+    class Obj:
+        def __setstate__(self, state):
+            self.state = state
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module.startswith("__torch__"):
+                return type(name, (Obj,), {})
+            if module == "collections" and name == "OrderedDict":
+                return collections.OrderedDict
+            return lambda *a, **k: None  # tensor rebuilds: values not needed here
+
+        def persistent_load(self, pid):
+            return None
+
+    with zipfile.ZipFile(path) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        root = Reader(__import__("io").BytesIO(z.read(pkl))).load()
+    meta = collections.OrderedDict()
+
+    def walk(obj, mod, prefix):
+        for k, v in obj.state.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, Obj):
+                walk(v, getattr(mod, k), name)
+                continue
+            real = getattr(mod, k)
+            if isinstance(real, torch.Tensor):
+                continue
+            tensors, m = mf.flatten(real, name)
+            assert not tensors
+            meta.update(m)
+    walk(root, loaded, "")
+    return meta
+
+
+def make_modules():
+    """torch.save of a torch.fx GraphModule (symbolic_trace) and torch.jit.save of a scripted module: the tensors come
+    out under model.state_dict() names, the generated code is neither run nor kept as metadata."""
+    made = []
+    model = TinyNet().eval()
+    traced = torch.fx.symbolic_trace(model)
+    path = out("fx_graph_module.pth")
+    mf.save_torch(traced, path, legacy=False, protocol=2)
+    back = torch.load(path, weights_only=False)
+    sd = back.state_dict()
+    assert list(sd) == list(traced.state_dict())
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record(n, t) for n, t in sd.items()], {},
+                      "torch.save(torch.fx.symbolic_trace(model), path)",
+                      notes="names as torch.load(path).state_dict() gives them; the GraphModule's code is not metadata")
+    made.append(path)
+
+    scripted = torch.jit.script(model)
+    path = out("torchscript.pt")
+    torch.jit.save(scripted, path)
+    back = torch.jit.load(path)
+    sd = back.state_dict()
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record(n, t) for n, t in sd.items()], torchscript_attributes(path, back),
+                      "torch.jit.save(torch.jit.script(model), path)",
+                      notes="a TorchScript archive read as data (code/ is never run): tensors as torch.jit.load(path)."
+                            "state_dict() gives them; the modules' other attributes are metadata, valued as torch.jit.load gives them")
+    made.append(path)
+    return made
+
+
 def make_safetensors():
     made = []
     d = every_dtype_dict()
@@ -212,7 +303,7 @@ def main():
         ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
     ])
     shutil.rmtree(ROOT, ignore_errors=True)
-    made = make_torch() + make_unsupported_kinds() + make_safetensors() + make_numpy() + make_hdf5()
+    made = make_torch() + make_unsupported_kinds() + make_modules() + make_safetensors() + make_numpy() + make_hdf5()
     with open(out("VERSIONS.txt"), "w") as f:
         f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
         for k, v in versions.items():

@@ -156,6 +156,7 @@ struct PickleFlattener {
             return .items(s.items)
         case .object(let o):
             if o.isModuleLike, let state = o.stateDict { return .named(try moduleChildren(state, name: name)) }
+            if let body = graphModuleBody(o) { return .named(try moduleChildren(body, name: name)) }
             if let d = o.dictItems, d.count > 0 { return .dict(keys: d.keys, values: d.values) }
             if !o.listItems.isEmpty { return .items(o.listItems) }
             if let state = o.stateDict { return .dict(keys: state.keys, values: state.values) }
@@ -165,6 +166,21 @@ struct PickleFlattener {
         default:
             return nil
         }
+    }
+
+    /// The reducers `torch.save` uses for a `torch.fx.GraphModule` (what `symbolic_trace` and onnx2torch give):
+    /// they take the module's `__dict__` (its "body") among their arguments, plus the generated code.
+    static let graphModuleReducers: Set<String> = [
+        "torch.fx.graph_module.reduce_graph_module", "torch.fx.graph_module.reduce_package_graph_module",
+        "torch.fx.graph_module.reduce_deploy_graph_module",
+    ]
+
+    /// The body dict of a pickled GraphModule, read like any module's `__dict__` (so the names are
+    /// `state_dict()`'s and the generated code is neither run nor kept as metadata), or nil.
+    static func graphModuleBody(_ o: PickleObject) -> PickleDict? {
+        guard let g = o.global, graphModuleReducers.contains(g.qualifiedName) else { return nil }
+        for case .dict(let d) in o.args where d.get("_parameters") != nil && d.get("_modules") != nil { return d }
+        return nil
     }
 
     static func dictChildren(_ d: PickleDict, name: String) throws -> [(String, PickleValue)] {

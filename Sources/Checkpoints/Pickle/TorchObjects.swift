@@ -80,6 +80,9 @@ enum TorchGlobals {
         "builtins.dict", "builtins.tuple", "builtins.object", "builtins.bytes",
         "_codecs.encode", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
         "numpy.core.multiarray.scalar", "numpy.dtype", "builtins.complex",
+        // TorchScript archives wrap typed lists and tagged values; each returns its first argument.
+        "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_floatlist", "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.restore_type_tag",
         // Inert torch enums that appear as arguments (quantization schemes, layouts, memory formats).
         "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_tensor_symmetric", "torch.per_channel_symmetric",
         "torch.per_channel_affine_float_qparams", "torch.strided", "torch.sparse_coo", "torch.sparse_csr",
@@ -179,6 +182,8 @@ enum TorchGlobals {
         case ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"):
             guard let cls = args.first else { return .invalid("\(g.qualifiedName) called without arguments") }
             return try newObject(cls, args: Array(args.dropFirst()), kwargs: nil, machine: machine)
+        case ("torch.jit._pickle", _):
+            return args.first ?? .none
         case ("numpy.core.multiarray", "scalar"):
             return numpyScalar(args) ?? .object(arena.object(callable: callable, args: args))
         default:
