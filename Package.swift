@@ -13,7 +13,7 @@ let package = Package(
     ],
     targets: [
         // C shims: the only targets that import C libraries.
-        .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CZip", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
         // Declarations only: OpenBLAS is opened at run time on first use (Kernels/Gemm.swift), not linked.

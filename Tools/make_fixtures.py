@@ -1086,8 +1086,8 @@ def make_bad_fixtures():
     hand_zip_checkpoint(add("self_referencing_list.pth", "a list that contains itself", "itself"), cyc, {})
 
     # --- zip bombs: storage records of zeros compressed ~1000:1 (deflate) and far more (bzip2)
-    def bomb(fname, gib_numel, method, label):
-        path = add(fname, label, "zip bomb", also=["archive/data/0"])
+    def bomb(fname, gib_numel, method, label, fragment="zip bomb"):
+        path = add(fname, label, fragment, also=["archive/data/0"])
         pkl = hand_pickle({"w": FakeTensor(FakeStorage("0", torch.FloatStorage, gib_numel), 0, (gib_numel,), (1,))})
         with zipfile.ZipFile(path, "w") as z:
             for name, data in torch_zip_members(pkl, {}):
@@ -1104,7 +1104,7 @@ def make_bad_fixtures():
     bomb("zip_bomb_deflate.pth", 2 ** 27, zipfile.ZIP_DEFLATED,
          "deflated storage record of 512 MiB zeros (~1000:1), tensor of 2^27 float32")
     bomb("zip_bomb_bzip2.pth", 2 ** 29, zipfile.ZIP_BZIP2,
-         "bzip2 storage record of 2 GiB zeros, tensor of 2^29 float32")
+         "bzip2 storage record of 2 GiB zeros, tensor of 2^29 float32", "compression method 12 is not supported")
 
     # --- code execution payloads (the reader must never call them; nothing tensor-like comes out)
     system_payload = b"\x80\x02cos\nsystem\nq\x00X\n\x00\x00\x00echo pwnedq\x01\x85q\x02Rq\x03."

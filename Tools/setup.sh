@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries the package links (pkg-config, libzip, HDF5, OpenBLAS) when any is missing.
+# Installs the system libraries the package links (pkg-config, zlib, HDF5, OpenBLAS) when any is missing.
 # Does nothing when all are present. Needs root (or sudo) only when something must be installed.
 set -euo pipefail
 need=()
-for pkg in pkg-config libzip-dev libhdf5-dev libopenblas-dev; do
+for pkg in pkg-config zlib1g-dev libhdf5-dev libopenblas-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then

@@ -1,11 +1,12 @@
 /// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it.
 public enum Checkpoint {
     /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
-    public static func open(_ path: String) throws -> StateDict {
+    /// `options` holds the CRC and output-size checks (see `ReadOptions`).
+    public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let faults = MappingGuard.faultCount
         // The file shrank while mapped: what was read may be zeros, so that is the error, whatever else failed.
         let sd: StateDict
-        do { sd = try openUnchecked(path) } catch {
+        do { sd = try openUnchecked(path, options: options) } catch {
             try MappingGuard.check(since: faults)
             throw error
         }
@@ -13,16 +14,18 @@ public enum Checkpoint {
         return sd
     }
 
-    private static func openUnchecked(_ path: String) throws -> StateDict {
+    private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
-            try read(format, path: path)
+            let sd = try read(format, path: path, options: options)
+            try options.checkOutputSize(sd, fileSize: fileSize(path))
+            return sd
         }
     }
 
     /// Reads `path` and, if `key` is given, keeps only the subtree under it.
-    public static func open(_ path: String, key: String?) throws -> StateDict {
-        let sd = try open(path)
+    public static func open(_ path: String, key: String?, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        let sd = try open(path, options: options)
         guard let key, !key.isEmpty else { return sd }
         return try sd.subtree(key)
     }
@@ -58,14 +61,19 @@ public enum Checkpoint {
         return format
     }
 
-    static func read(_ format: CheckpointFormat, path: String) throws -> StateDict {
+    static func fileSize(_ path: String) -> Int {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int(st.st_size) : 0
+    }
+
+    static func read(_ format: CheckpointFormat, path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         switch format {
-        case .pytorchZip: return try PyTorchZipReader.read(path: path)
+        case .pytorchZip: return try PyTorchZipReader.read(path: path, options: options)
         case .pytorchLegacy: return try PyTorchLegacyReader.read(path: path)
         case .safetensors: return try SafetensorsReader.read(path: path)
         case .hdf5: return try HDF5Reader.read(path: path)
         case .npy: return try NumpyReader.readNPY(path: path)
-        case .npz: return try NumpyReader.readNPZ(path: path)
+        case .npz: return try NumpyReader.readNPZ(path: path, options: options)
         }
     }
 }

@@ -45,8 +45,11 @@ package enum HeaderJSON {
 
     /// Parses `bytes` (one JSON document, surrounding whitespace allowed). `base` is the absolute offset of
     /// `bytes[0]` in the file, used in error offsets.
-    static func parse(_ bytes: UnsafeRawBufferPointer, base: Int) throws(ParseError) -> Node {
-        var p = Parser(b: bytes, base: base)
+    /// - Parameter maxArrayItems: longest array accepted (safetensors needs shapes of rank ≤ 64 and [begin, end]),
+    ///   so a header cannot make the parser build millions of nodes for one shape.
+    /// - Parameter maxValues: most values (of any kind) in the document, which bounds the parse's memory.
+    static func parse(_ bytes: UnsafeRawBufferPointer, base: Int, maxArrayItems: Int = Int.max, maxValues: Int = Int.max) throws(ParseError) -> Node {
+        var p = Parser(b: bytes, base: base, maxArrayItems: maxArrayItems, maxValues: maxValues)
         p.skipWhitespace()
         let node = try p.value(depth: 0)
         p.skipWhitespace()
@@ -59,9 +62,14 @@ package enum HeaderJSON {
     private struct Parser {
         let b: UnsafeRawBufferPointer
         let base: Int
+        let maxArrayItems: Int
+        let maxValues: Int
+        var values = 0
         var i = 0
 
-        init(b: UnsafeRawBufferPointer, base: Int) { self.b = b; self.base = base }
+        init(b: UnsafeRawBufferPointer, base: Int, maxArrayItems: Int, maxValues: Int) {
+            self.b = b; self.base = base; self.maxArrayItems = maxArrayItems; self.maxValues = maxValues
+        }
 
         func fail(_ message: String, at pos: Int? = nil) -> ParseError {
             ParseError(message: message, offset: base + (pos ?? i))
@@ -81,6 +89,8 @@ package enum HeaderJSON {
         mutating func value(depth: Int) throws(ParseError) -> Node {
             guard depth <= HeaderJSON.maxDepth else { throw fail("invalid JSON: nested deeper than \(HeaderJSON.maxDepth) levels") }
             guard i < b.count else { throw fail("invalid JSON: unexpected end of header") }
+            values += 1
+            guard values <= maxValues else { throw fail("header holds more than \(maxValues) JSON values") }
             let start = i
             switch b[i] {
             case UInt8(ascii: "{"):
@@ -114,6 +124,9 @@ package enum HeaderJSON {
                 if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return Node(value: .array(items), offset: base + start) }
                 while true {
                     skipWhitespace()
+                    guard items.count < maxArrayItems else {
+                        throw fail("array of more than \(maxArrayItems) items (shapes have rank at most \(maxArrayItems))", at: start)
+                    }
                     items.append(try value(depth: depth + 1))
                     skipWhitespace()
                     guard i < b.count else { throw fail("invalid JSON: unexpected end of header inside an array") }

@@ -40,11 +40,13 @@ package enum NumpyReader {
         return sd
     }
 
-    /// Largest `.npy` header accepted in an `.npz` member (numpy itself refuses more than 10 000 bytes by default).
-    static let maxHeaderBytes = 1 << 20
+    /// Largest `.npy` header accepted (numpy itself refuses more than 10 000 bytes unless told otherwise).
+    static let maxHeaderBytes = 64 << 10
+    /// Most dimensions accepted (numpy's NPY_MAXDIMS is 64).
+    static let maxRank = 64
 
-    public static func readNPZ(path: String) throws -> StateDict {
-        let zip = try ZipArchive(path: path)
+    public static func readNPZ(path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
+        let zip = try ZipArchive(path: path, verifyCRC: options.verifyCRC)
         var sd = StateDict(format: .npz, file: path)
         var seen = Set<String>()
         for m in zip.members {
@@ -59,9 +61,6 @@ package enum NumpyReader {
             let header = try CheckpointError.withContext(file: path, member: m.name, key: name) { () throws -> NPYHeader in
                 let first = try zip.read(m, offset: 0, count: min(m.size, 12))
                 let needed = try first.withUnsafeBytes { try NPYHeader.headerEnd(prefix: $0, total: m.size) }
-                guard needed <= maxHeaderBytes else {
-                    throw CheckpointError("header of \(needed) bytes exceeds the \(maxHeaderBytes)-byte limit", offset: 8)
-                }
                 let head = try zip.read(m, offset: 0, count: needed)
                 return try head.withUnsafeBytes { try NPYHeader.parse(prefix: $0, total: m.size) }
             }
@@ -140,14 +139,18 @@ struct NPYHeader {
             throw CheckpointError("missing the \\x93NUMPY magic", offset: 0)
         }
         let major = b[6]
+        func capped(_ n: Int, _ start: Int) throws -> Int {
+            guard n <= NumpyReader.maxHeaderBytes else {
+                throw CheckpointError("header of \(n) bytes exceeds the \(NumpyReader.maxHeaderBytes)-byte limit (numpy's own default is 10000)", offset: start - 2)
+            }
+            return start + n
+        }
         switch major {
         case 1:
-            let n = Int(b[8]) | Int(b[9]) << 8
-            return 10 + n
+            return try capped(Int(b[8]) | Int(b[9]) << 8, 10)
         case 2, 3:
             guard b.count >= 12 else { throw CheckpointError("\(total) bytes is too short for a version \(major) .npy header", offset: 0) }
-            let n = Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24
-            return 12 + n
+            return try capped(Int(b[8]) | Int(b[9]) << 8 | Int(b[10]) << 16 | Int(b[11]) << 24, 12)
         default:
             throw CheckpointError("unsupported .npy format version \(major).\(b[7]) (expected 1.0, 2.0 or 3.0)", offset: 6)
         }
@@ -180,6 +183,10 @@ struct NPYHeader {
         guard case .dict(let pairs) = lit else {
             throw CheckpointError("header is not a dict: \(preview(text))", offset: start)
         }
+        // numpy requires exactly these keys (duplicates are refused by the literal parser: numpy keeps the last).
+        for (k, _) in pairs where !["descr", "fortran_order", "shape"].contains(k) {
+            throw CheckpointError("header has unexpected key '\(k)' (numpy accepts only descr, fortran_order and shape): \(preview(text))", offset: start)
+        }
         func value(_ k: String) throws -> PyLiteral {
             guard let v = pairs.first(where: { $0.0 == k })?.1 else {
                 throw CheckpointError("header has no '\(k)': \(preview(text))", offset: start)
@@ -194,6 +201,9 @@ struct NPYHeader {
         }
         guard case .tuple(let dims) = try value("shape") else {
             throw CheckpointError("'shape' is not a tuple", offset: start)
+        }
+        guard dims.count <= NumpyReader.maxRank else {
+            throw CheckpointError("'shape' has \(dims.count) dimensions, more than the \(NumpyReader.maxRank) numpy allows (rank limit)", offset: start)
         }
         var shape: [Int] = []
         for d in dims {
@@ -414,7 +424,11 @@ enum PyLiteral: CustomStringConvertible {
                     guard i < c.count else { throw ParseError(message: "unterminated dict", position: i) }
                     if c[i] == "}" { i += 1; return .dict(pairs) }
                     guard c[i] == "'" || c[i] == "\"" else { throw ParseError(message: "dict key is not a string", position: i) }
+                    let keyAt = i
                     let k = try string()
+                    guard !pairs.contains(where: { $0.0 == k }) else {
+                        throw ParseError(message: "duplicate key '\(k)' (numpy would take the last, so readers disagree)", position: keyAt)
+                    }
                     skip()
                     guard i < c.count, c[i] == ":" else { throw ParseError(message: "expected ':'", position: i) }
                     i += 1
@@ -464,13 +478,9 @@ enum PyLiteral: CustomStringConvertible {
             while i < c.count {
                 let ch = c[i]
                 if ch == quote { i += 1; return String(s) }
-                if ch == "\\", i + 1 < c.count {
-                    i += 1
-                    switch c[i] {
-                    case "n": s.append("\n")
-                    case "t": s.append("\t")
-                    default: s.append(c[i])
-                    }
+                if ch == "\\" {
+                    // Python's escapes (\x41, \N{…}, \u…, octal) are not re-implemented: no valid header needs one.
+                    throw ParseError(message: "escape sequence in a string (not used by numpy headers)", position: i)
                 } else {
                     s.append(ch)
                 }

@@ -9,7 +9,7 @@ struct PickleFlattener {
     /// Values visited (shared sub-graphs are visited once per path, so this bounds DAG blow-ups).
     var maxVisits = 10_000_000
     /// Total bytes of emitted names.
-    var maxNameBytes = 64 << 20
+    var maxNameBytes = 256 << 20
     /// Tensors plus metadata entries.
     var maxEntries = 1_000_000
 
@@ -65,14 +65,21 @@ struct PickleFlattener {
         var nameBytes = 0
         var frames: [Frame] = []
 
+        /// Charges a name of `length` bytes (containers' names too) before it is built: a memoised 1 MiB string
+        /// used as the key of 1000 nested dicts would otherwise build names of up to 1 GB each.
+        func chargeName(_ length: Int, prefix: String) throws {
+            nameBytes += length
+            guard nameBytes <= maxNameBytes else {
+                let shortName = prefix.count > 60 ? String(prefix.prefix(60)) + "…" : prefix
+                throw CheckpointError("flattened names exceed \(maxNameBytes) bytes (is the pickle sharing containers or long keys many times over?)",
+                                      key: shortName.isEmpty ? nil : shortName)
+            }
+        }
+
         func emit(_ name: String, _ v: PickleValue) throws {
-            nameBytes += name.utf8.count
             let shortName = name.count > 60 ? String(name.prefix(60)) + "…" : name
             guard seen.count < maxEntries else {
                 throw CheckpointError("checkpoint flattens to more than \(maxEntries) tensors and metadata entries", key: shortName)
-            }
-            guard nameBytes <= maxNameBytes else {
-                throw CheckpointError("flattened names exceed \(maxNameBytes) bytes (is the pickle sharing containers many times over?)", key: shortName)
             }
             guard seen.insert(name).inserted else {
                 throw CheckpointError("two entries flatten to the same name", key: name)
@@ -122,6 +129,7 @@ struct PickleFlattener {
             let prefix = frames[i].prefix
             let (component, value) = try frames[i].children.child(frames[i].next, of: prefix)
             frames[i].next += 1
+            try chargeName(prefix.utf8.count + 1 + component.utf8.count, prefix: prefix)
             try visit(prefix.isEmpty ? component : prefix + "." + component, value, depth: frames[i].depth)
         }
         return out

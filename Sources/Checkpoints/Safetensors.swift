@@ -13,6 +13,10 @@ import TensorCore
 package enum SafetensorsReader {
     /// Largest header accepted (the reference implementation's limit).
     public static let maxHeaderBytes = 100_000_000
+    /// Longest shape (and any header array) accepted: a rank-10M shape would cost ~700 MB to parse.
+    public static let maxRank = 64
+    /// Most JSON values in a header (~8 per tensor, so ~250 000 tensors); bounds the parse to a few hundred MB.
+    public static let maxHeaderValues = 2_000_000
 
     public static func read(path: String) throws -> StateDict {
         let file = try MappedFile(path: path)
@@ -35,7 +39,7 @@ package enum SafetensorsReader {
 
         let root: HeaderJSON.Node
         do {
-            root = try HeaderJSON.parse(try file.slice(8, headerLength), base: 8)
+            root = try HeaderJSON.parse(try file.slice(8, headerLength), base: 8, maxArrayItems: maxRank, maxValues: maxHeaderValues)
         } catch let e as HeaderJSON.ParseError {
             throw CheckpointError(e.message, file: path, offset: e.offset)
         }

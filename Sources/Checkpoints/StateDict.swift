@@ -108,8 +108,14 @@ public struct StateDict: Sendable {
 
     public subscript(name: String) -> TensorEntry? { tensors.first { $0.name == name } }
 
-    public var totalElements: Int { tensors.reduce(0) { $0 + $1.elementCount } }
-    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.byteCount } }
+    /// Totals saturate at Int.max instead of trapping (shapes come from the file).
+    public var totalElements: Int { tensors.reduce(0) { Self.saturatingAdd($0, $1.elementCount) } }
+    public var totalBytes: Int { tensors.reduce(0) { Self.saturatingAdd($0, $1.byteCount) } }
+
+    static func saturatingAdd(_ a: Int, _ b: Int) -> Int {
+        let (s, o) = a.addingReportingOverflow(b)
+        return o ? Int.max : s
+    }
 
     /// The part of the dict below `path` (a dotted prefix such as `state_dict` or `model.backbone`), with the
     /// prefix removed. Throws if nothing lives under it.

@@ -1,6 +1,10 @@
 import CZip
+import Foundation
 
-/// A read-only zip archive (PyTorch zip checkpoints, `.npz`) through libzip, with bounded member reads.
+/// A read-only zip archive (PyTorch zip checkpoints, `.npz`). The directory comes from `ZipDirectory` (the one
+/// parser every path uses); stored members are read with `pread` at the offsets it found, deflated members are
+/// inflated with zlib. Every member read into memory has its CRC-32 checked (once per member); zero-copy spans
+/// are checked too when the archive is opened with `verifyCRC`.
 package final class ZipArchive: @unchecked Sendable {
     public struct Member: Sendable {
         public let index: Int
@@ -8,248 +12,202 @@ package final class ZipArchive: @unchecked Sendable {
         public let size: Int
         public let compressedSize: Int
         public let isStored: Bool
+        package let crc32: UInt32
+        package let dataOffset: Int
     }
 
     public let path: String
     public let members: [Member]
-    private let handle: OpaquePointer
+    /// Whether zero-copy spans are CRC-checked before they are handed out (reads into memory always are).
+    public let verifyCRC: Bool
     private let byName: [String: Int]
+    private let file: SourceFile
 
     /// Deflated members may expand at most this much beyond `bombRatio ×` their compressed size.
     static let bombAllowance = 64 << 20
     static let bombRatio = 200
+    /// Inflated members kept for further views of the same storage (a storage viewed by 20 000 tensors is
+    /// inflated once, not 20 000 times). Beyond this many bytes the cache is emptied before adding another.
+    static let inflatedCacheBytes = 1 << 30
 
-    public init(path: String) throws {
+    public init(path: String, verifyCRC: Bool = false) throws {
         self.path = path
-        var err: Int32 = 0
-        let fd = try InputFile.open(path).fd  // a regular file, opened without blocking (then owned by libzip)
-        guard let h = zip_fdopen(fd, ZIP_CHECKCONS, &err) else {
-            close(fd)
-            var ze = zip_error_t()
-            zip_error_init_with_code(&ze, err)
-            let msg = String(cString: zip_error_strerror(&ze))
-            zip_error_fini(&ze)
-            throw CheckpointError("not a readable zip archive (\(msg))", file: path)
-        }
-        handle = h
-        let n = zip_get_num_entries(h, 0)
+        self.verifyCRC = verifyCRC
+        let entries = try ZipDirectory.read(path: path)
         var ms: [Member] = []
         var map: [String: Int] = [:]
-        for i in 0..<max(n, 0) {
-            var st = zip_stat_t()
-            zip_stat_init(&st)
-            guard zip_stat_index(h, zip_uint64_t(i), 0, &st) == 0, let cname = st.name else { continue }
-            let name = String(cString: cname)
-            guard st.size <= UInt64(Int.max), st.comp_size <= UInt64(Int.max) else {
-                zip_close(h)
-                throw CheckpointError("declares an impossible size", file: path, member: name)
-            }
-            let m = Member(index: Int(i), name: name, size: Int(st.size), compressedSize: Int(st.comp_size),
-                           isStored: st.comp_method == ZIP_CM_STORE)
-            map[name] = ms.count
-            ms.append(m)
+        for (i, e) in entries.enumerated() {
+            map[e.name] = i
+            ms.append(Member(index: i, name: e.name, size: e.size, compressedSize: e.compressedSize, isStored: e.isStored,
+                             crc32: e.crc32, dataOffset: e.dataOffset))
         }
         members = ms
         byName = map
-        storedOffsets = (try? ZipDirectory.storedDataOffsets(path: path)) ?? [:]
+        file = try SourceFile(path: path)
     }
-
-    /// Absolute file offsets of the data of stored (uncompressed) members, from our own read of the central
-    /// directory; empty if that read fails (then every read goes through libzip).
-    private let storedOffsets: [String: Int]
-    private let sourceLock = ZipLock()
-    nonisolated(unsafe) private var openedSource: SourceFile?
-
-    /// Where member `m`'s bytes `[offset, offset+count)` lie verbatim in the archive file, if it is stored.
-    public func span(_ m: Member, offset: Int, count: Int) -> FileSpan? {
-        guard m.isStored, let start = storedOffsets[m.name], offset >= 0, count >= 0, offset <= m.size, count <= m.size - offset
-        else { return nil }
-        let file: SourceFile? = sourceLock.withLock {
-            if openedSource == nil { openedSource = try? SourceFile(path: path) }
-            return openedSource
-        }
-        return file.map { FileSpan(file: $0, offset: start + offset, count: count) }
-    }
-
-    deinit { zip_discard(handle) }
 
     public func member(named name: String) -> Member? { byName[name].map { members[$0] } }
 
-    /// Reads `count` bytes at `offset` of a member. Throws if the member is shorter, corrupt, or a likely zip bomb.
+    private let lock = NSLock()
+    /// Members whose CRC-32 matched (by index).
+    private var checked = Set<Int>()
+    private var inflated: [Int: [UInt8]] = [:]
+    private var inflatedBytes = 0
+    /// How many times members were inflated (tests check that views share one inflation).
+    package private(set) var inflations = 0
+
+    /// Where member `m`'s bytes `[offset, offset+count)` lie verbatim in the archive file, if it is stored.
+    /// With `verifyCRC`, the member's CRC is checked first; a member that fails has no span (its read reports it).
+    public func span(_ m: Member, offset: Int, count: Int) -> FileSpan? {
+        guard m.isStored, offset >= 0, count >= 0, offset <= m.size, count <= m.size - offset else { return nil }
+        if verifyCRC { guard (try? checkStored(m)) != nil else { return nil } }
+        return FileSpan(file: file, offset: m.dataOffset + offset, count: count)
+    }
+
+    /// Reads `count` bytes at `offset` of a member. Throws if the member is shorter, fails its CRC, is corrupt, or
+    /// is a likely zip bomb.
     public func read(_ m: Member, offset: Int = 0, count: Int? = nil) throws -> [UInt8] {
         let want = count ?? (m.size - offset)
         let (end, o) = offset.addingReportingOverflow(want)
         guard offset >= 0, want >= 0, !o, end <= m.size else {
             throw CheckpointError("needs bytes \(offset)..<\(o ? Int.max : end) but the record holds \(m.size)", file: path, member: m.name, offset: offset)
         }
-        if !m.isStored {
-            let limit = max(Self.bombAllowance, m.compressedSize.multipliedReportingOverflow(by: Self.bombRatio).partialValue)
-            if m.size > limit {
-                throw CheckpointError("compressed record of \(m.compressedSize) bytes claims to expand to \(m.size) bytes (likely a zip bomb)", file: path, member: m.name)
-            }
+        if m.isStored {
+            try checkStored(m)
+            return try preadBytes(m.dataOffset + offset, want, member: m)
         }
-        return try lock.withLock {
-            guard let f = zip_fopen_index(handle, zip_uint64_t(m.index), 0) else {
-                throw CheckpointError("cannot open record: \(String(cString: zip_strerror(handle)))", file: path, member: m.name)
-            }
-            defer { zip_fclose(f) }
-            if offset > 0 {
-                if m.isStored {
-                    guard zip_fseek(f, zip_int64_t(offset), SEEK_SET) == 0 else {
-                        throw CheckpointError("cannot seek: \(String(cString: zip_file_strerror(f)))", file: path, member: m.name, offset: offset)
-                    }
-                } else {
-                    try skip(f, offset, m)
-                }
-            }
-            // Filled by zip_fread; not zeroed first (a tensor can be hundreds of MB).
-            let out = try [UInt8](unsafeUninitializedCapacity: want) { buf, initialized in
-                initialized = 0
-                var got = 0
-                while got < want {
-                    let r = zip_fread(f, buf.baseAddress! + got, zip_uint64_t(want - got))
-                    if r < 0 {
-                        throw CheckpointError("corrupt record: \(String(cString: zip_file_strerror(f)))", file: path, member: m.name, offset: offset + got)
-                    }
-                    if r == 0 {
-                        throw CheckpointError("record ends after \(offset + got) bytes, expected \(offset + want)", file: path, member: m.name, offset: offset + got)
-                    }
-                    got += Int(r)
-                }
-                initialized = want
-            }
-            return out
-        }
+        let whole = try inflatedMember(m)
+        if offset == 0 && want == whole.count { return whole }
+        return Array(whole[offset..<end])
     }
 
-    private func skip(_ f: OpaquePointer, _ count: Int, _ m: Member) throws {
-        var left = count
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while left > 0 {
-            let r = buf.withUnsafeMutableBytes { zip_fread(f, $0.baseAddress!, zip_uint64_t(min(left, $0.count))) }
-            guard r > 0 else { throw CheckpointError("record ends early", file: path, member: m.name, offset: count - left) }
-            left -= Int(r)
+    /// CRC-32 of a stored member, computed once (streamed through a bounded buffer).
+    private func checkStored(_ m: Member) throws {
+        if lock.withLock({ checked.contains(m.index) }) { return }
+        let chunk = 4 << 20
+        var crc = CZip.crc32(0, nil, 0)
+        var done = 0
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: max(1, min(chunk, m.size)), alignment: 64)
+        defer { buf.deallocate() }
+        while done < m.size {
+            let n = min(chunk, m.size - done)
+            try preadFully(buf, m.dataOffset + done, n, member: m)
+            crc = CZip.crc32(crc, buf.assumingMemoryBound(to: UInt8.self), uInt(n))
+            done += n
         }
+        guard UInt32(truncatingIfNeeded: crc) == m.crc32 else {
+            throw CheckpointError("bad CRC-32: the data hashes to \(Self.hex(crc)) but the archive says \(Self.hex(m.crc32)) (corrupted or altered member)",
+                                  file: path, member: m.name)
+        }
+        lock.withLock { _ = checked.insert(m.index) }
     }
 
-    private let lock = ZipLock()
-}
-
-import Foundation
-
-/// Just enough of the zip format to find where each stored member's data starts (libzip does not expose it):
-/// end-of-central-directory record (and its zip64 form), central directory headers, local headers.
-enum ZipDirectory {
-    static func storedDataOffsets(path: String) throws -> [String: Int] {
-        // pread through a small window rather than a memory map: with large page-cache folios, touching one
-        // local header per tensor through a map of a 2.5 GB file added ~70 MB of the file to the resident set.
-        let f = try WindowedReader(path: path)
-        func u16(_ o: Int) throws -> Int { Int(try f.bytes(o, 2).withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) }.littleEndian) }
-        func u32(_ o: Int) throws -> Int { Int(try f.bytes(o, 4).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }.littleEndian) }
-        func u64(_ o: Int) throws -> Int {
-            let v = try f.bytes(o, 8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }.littleEndian
-            guard v <= UInt64(Int.max) else { throw CheckpointError("zip offset overflows", file: path, offset: o) }
-            return Int(v)
+    /// The whole inflated member, CRC-checked; cached so several views of one deflated storage inflate it once.
+    private func inflatedMember(_ m: Member) throws -> [UInt8] {
+        if let hit = lock.withLock({ inflated[m.index] }) { return hit }
+        let limit = max(Self.bombAllowance, m.compressedSize.multipliedReportingOverflow(by: Self.bombRatio).partialValue)
+        if m.size > limit {
+            throw CheckpointError("compressed record of \(m.compressedSize) bytes claims to expand to \(m.size) bytes (likely a zip bomb)", file: path, member: m.name)
         }
-        // End of central directory: the last signature within the final 64 KiB + 22 bytes.
-        guard f.size >= 22 else { return [:] }
-        var eocd = -1
-        var o = f.size - 22
-        while o >= max(0, f.size - 22 - 65535) {
-            if try u32(o) == 0x0605_4B50 { eocd = o; break }
-            o -= 1
+        let compressed = try preadBytes(m.dataOffset, m.compressedSize, member: m)
+        let out = try Self.inflateRaw(compressed, size: m.size, fail: { CheckpointError($0, file: path, member: m.name) })
+        let crc = out.withUnsafeBufferPointer { CZip.crc32(0, $0.baseAddress, uInt($0.count)) }
+        guard UInt32(truncatingIfNeeded: crc) == m.crc32 else {
+            throw CheckpointError("bad CRC-32: the inflated data hashes to \(Self.hex(crc)) but the archive says \(Self.hex(m.crc32)) (corrupted or altered member)",
+                                  file: path, member: m.name)
         }
-        guard eocd >= 0 else { return [:] }
-        var entries = try u16(eocd + 10)
-        var cdOffset = try u32(eocd + 16)
-        if (entries == 0xFFFF || cdOffset == 0xFFFF_FFFF), eocd >= 20, try u32(eocd - 20) == 0x0706_4B50 {
-            let z = try u64(eocd - 20 + 8)
-            guard try u32(z) == 0x0606_4B50 else { return [:] }
-            entries = try u64(z + 32)
-            cdOffset = try u64(z + 48)
-        }
-        var out: [String: Int] = [:]
-        var p = cdOffset
-        for _ in 0..<min(entries, f.size / 46) {
-            guard try u32(p) == 0x0201_4B50 else { return [:] }
-            let method = try u16(p + 10)
-            let nameLen = try u16(p + 28), extraLen = try u16(p + 30), commentLen = try u16(p + 32)
-            var compSize = try u32(p + 20), size = try u32(p + 24), local = try u32(p + 42)
-            let name = String(decoding: try f.bytes(p + 46, nameLen), as: UTF8.self)
-            // zip64 extra field: 64-bit values for whichever of size, compressed size, local offset are 0xFFFFFFFF.
-            var e = p + 46 + nameLen
-            let extraEnd = e + extraLen
-            while e + 4 <= extraEnd {
-                let id = try u16(e), len = try u16(e + 2)
-                if id == 0x0001 {
-                    var q = e + 4
-                    if size == 0xFFFF_FFFF { size = try u64(q); q += 8 }
-                    if compSize == 0xFFFF_FFFF { compSize = try u64(q); q += 8 }
-                    if local == 0xFFFF_FFFF { local = try u64(q) }
-                }
-                e += 4 + len
-            }
-            if method == 0 && compSize == size {
-                guard try u32(local) == 0x0403_4B50 else { return [:] }
-                let start = local + 30 + (try u16(local + 26)) + (try u16(local + 28))
-                let (end, overflow) = start.addingReportingOverflow(size)
-                if !overflow && end <= f.size { out[name] = start }
-            }
-            p += 46 + nameLen + extraLen + commentLen
+        lock.withLock {
+            inflations += 1
+            if inflatedBytes + out.count > Self.inflatedCacheBytes { inflated = [:]; inflatedBytes = 0 }
+            if out.count <= Self.inflatedCacheBytes { inflated[m.index] = out; inflatedBytes += out.count }
         }
         return out
     }
-}
 
-/// Bounds-checked reads of a file through a 64 KiB window (one `pread` per miss): sequential scans hit the
-/// window, scattered reads cost one small `pread` each, and nothing stays mapped.
-final class WindowedReader {
-    let path: String
-    let size: Int
-    private let fd: Int32
-    private var window: [UInt8] = []
-    private var windowStart = 0
-    private static let windowSize = 1 << 16
-
-    init(path: String) throws {
-        self.path = path
-        (fd, size) = try InputFile.open(path)
-    }
-
-    deinit { close(fd) }
-
-    /// Bytes `[offset, offset+count)`. Throws naming the offset when out of bounds. A miss refills the window
-    /// forwards from `offset`, or backwards ending at the request when reading towards the file's start.
-    func bytes(_ offset: Int, _ count: Int) throws -> ArraySlice<UInt8> {
-        let (end, overflow) = offset.addingReportingOverflow(count)
-        guard offset >= 0, count >= 0, !overflow, end <= size else {
-            throw CheckpointError("read of \(count) bytes at offset \(offset) is outside the file (\(size) bytes)", file: path, offset: offset)
-        }
-        if offset < windowStart || end > windowStart + window.count {
-            let start = offset < windowStart ? Swift.max(0, end - Self.windowSize) : offset
-            let want = Swift.min(Swift.max(end - start, Self.windowSize), size - start)
-            window = try [UInt8](unsafeUninitializedCapacity: want) { buf, n in
-                n = 0
-                while n < want {
-                    let r = pread(fd, buf.baseAddress! + n, want - n, off_t(start + n))
-                    if r < 0 && errno == EINTR { continue }
-                    guard r > 0 else {
-                        throw CheckpointError("cannot read: \(r < 0 ? String(cString: strerror(errno)) : "file ends early")", file: path, offset: start + n)
+    /// Raw-deflate `input` into exactly `size` bytes: fewer, more, or bytes after the end of the stream are errors.
+    static func inflateRaw(_ input: [UInt8], size: Int, fail: (String) -> CheckpointError) throws -> [UInt8] {
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw fail("cannot start zlib") }
+        defer { inflateEnd(&stream) }
+        return try input.withUnsafeBufferPointer { inBuf in
+            try [UInt8](unsafeUninitializedCapacity: size) { outBuf, initialized in
+                initialized = 0
+                let chunk = 1 << 30
+                var inPos = 0, outPos = 0
+                var status = Z_OK
+                while true {
+                    if stream.avail_in == 0 && inPos < inBuf.count {
+                        let n = min(chunk, inBuf.count - inPos)
+                        stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
+                        stream.avail_in = uInt(n); inPos += n
                     }
-                    n += r
+                    if stream.avail_out == 0 && outPos < size {
+                        let n = min(chunk, size - outPos)
+                        stream.next_out = outBuf.baseAddress! + outPos
+                        stream.avail_out = uInt(n); outPos += n
+                    }
+                    if stream.avail_out == 0 { break }   // output full: the stream must end here
+                    status = CZip.inflate(&stream, Z_NO_FLUSH)
+                    if status == Z_STREAM_END { break }
+                    if status == Z_BUF_ERROR && stream.avail_in == 0 && inPos == inBuf.count {
+                        throw fail("deflate stream ends after \(stream.total_out) of \(size) bytes")
+                    }
+                    guard status == Z_OK else {
+                        throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
+                    }
                 }
+                if status != Z_STREAM_END {
+                    // All `size` bytes are out; one byte of room shows whether the stream ends or goes on.
+                    var spare: UInt8 = 0
+                    status = withUnsafeMutablePointer(to: &spare) { sp in
+                        stream.next_out = sp
+                        stream.avail_out = 1
+                        if stream.avail_in == 0 && inPos < inBuf.count {
+                            let n = min(chunk, inBuf.count - inPos)
+                            stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
+                            stream.avail_in = uInt(n); inPos += n
+                        }
+                        return CZip.inflate(&stream, Z_NO_FLUSH)
+                    }
+                    if stream.avail_out == 0 { throw fail("deflate stream expands beyond the declared \(size) bytes") }
+                    guard status == Z_STREAM_END else {
+                        if status == Z_OK || status == Z_BUF_ERROR { throw fail("deflate stream does not end after the declared \(size) bytes") }
+                        throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
+                    }
+                }
+                guard Int(stream.total_out) == size else {
+                    throw fail("deflate stream holds \(stream.total_out) bytes but the archive declares \(size)")
+                }
+                let trailing = Int(stream.avail_in) + (inBuf.count - inPos)
+                guard trailing == 0 else { throw fail("\(trailing) bytes follow the end of the deflate stream") }
+                initialized = size
             }
-            windowStart = start
         }
-        return window[(offset - windowStart)..<(end - windowStart)]
     }
-}
 
-/// libzip handles are not thread-safe; serialise reads.
-final class ZipLock: @unchecked Sendable {
-    private let l = NSLock()
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        l.lock(); defer { l.unlock() }
-        return try body()
+    private func preadBytes(_ offset: Int, _ count: Int, member m: Member) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: count) { buf, n in
+            n = 0
+            if count > 0 { try preadFully(UnsafeMutableRawPointer(buf.baseAddress!), offset, count, member: m) }
+            n = count
+        }
+    }
+
+    private func preadFully(_ buf: UnsafeMutableRawPointer, _ offset: Int, _ count: Int, member m: Member) throws {
+        var done = 0
+        while done < count {
+            let r = pread(file.fd, buf + done, count - done, off_t(offset + done))
+            if r < 0 && errno == EINTR { continue }
+            guard r > 0 else {
+                throw CheckpointError(r == 0 ? "archive ends inside the member's data" : "cannot read: \(String(cString: strerror(errno)))",
+                                      file: path, member: m.name, offset: offset + done)
+            }
+            done += r
+        }
+    }
+
+    static func hex<T: BinaryInteger>(_ v: T) -> String {
+        let s = String(UInt32(truncatingIfNeeded: v), radix: 16)
+        return "0x" + String(repeating: "0", count: max(0, 8 - s.count)) + s
     }
 }

@@ -19,6 +19,33 @@ public enum ShapeMath {
         return o ? nil : p
     }
 
+    /// Product of `dims` with every partial product checked (unlike `elementCount`, a zero does not hide an
+    /// overflow among the others: flattening two dims of [0, 2^32, 2^32] must not trap). nil on overflow or a
+    /// negative entry.
+    public static func product<S: Sequence>(_ dims: S) -> Int? where S.Element == Int {
+        var p = 1
+        var zero = false
+        for d in dims {
+            guard d >= 0 else { return nil }
+            if d == 0 { zero = true; continue }
+            let (q, o) = p.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            p = q
+        }
+        return zero ? 0 : p
+    }
+
+    /// Sum of `values`, nil on overflow.
+    public static func sum<S: Sequence>(_ values: S) -> Int? where S.Element == Int {
+        var s = 0
+        for v in values {
+            let (t, o) = s.addingReportingOverflow(v)
+            if o { return nil }
+            s = t
+        }
+        return s
+    }
+
     /// Row-major (C-contiguous) strides, in elements.
     public static func contiguousStrides(_ shape: [Int]) -> [Int] {
         var strides = [Int](repeating: 1, count: shape.count)

@@ -82,10 +82,13 @@ package enum TensorLayout {
                 throw LayoutError("concat along dim \(dim): shapes \(ts.map(\.shape)) do not agree")
             }
         }
-        let outer = first.shape[..<d].reduce(1, *)
-        let innerElems = first.shape[(d + 1)...].reduce(1, *)
         var shape = first.shape
-        shape[d] = ts.reduce(0) { $0 + $1.shape[d] }
+        guard let joined = ShapeMath.sum(ts.map { $0.shape[d] }) else { throw LayoutError("concat along dim \(dim): sizes overflow") }
+        shape[d] = joined
+        guard let outer = ShapeMath.product(first.shape[..<d]), let innerElems = ShapeMath.product(first.shape[(d + 1)...]),
+              ShapeMath.product(shape) != nil, ShapeMath.byteCount(shape, first.dtype) != nil else {
+            throw LayoutError("concat along dim \(dim): shape \(shape) holds more elements than fit in 64 bits")
+        }
         var out: [UInt8] = []
         out.reserveCapacity((ShapeMath.byteCount(shape, first.dtype) ?? 0))
         let es = first.dtype.byteSize
@@ -103,11 +106,13 @@ package enum TensorLayout {
         let rank = t.shape.count
         let d = dim < 0 ? dim + rank : dim
         guard d >= 0 && d < rank else { throw LayoutError("split: dim \(dim) is out of range for shape \(t.shape)") }
-        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == t.shape[d] else {
+        guard sizes.allSatisfy({ $0 >= 0 }), ShapeMath.sum(sizes) == t.shape[d] else {
             throw LayoutError("split: sizes \(sizes) do not add up to dim \(dim) of shape \(t.shape)")
         }
-        let outer = t.shape[..<d].reduce(1, *)
-        let innerElems = t.shape[(d + 1)...].reduce(1, *)
+        guard let outer = ShapeMath.product(t.shape[..<d]), let innerElems = ShapeMath.product(t.shape[(d + 1)...]),
+              ShapeMath.product(t.shape) != nil, ShapeMath.byteCount(t.shape, t.dtype) != nil else {
+            throw LayoutError("split: shape \(t.shape) holds more elements than fit in 64 bits")
+        }
         let es = t.dtype.byteSize
         let row = t.shape[d] * innerElems * es
         var start = 0

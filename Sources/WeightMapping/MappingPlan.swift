@@ -86,7 +86,11 @@ extension MappingTable {
                 let entries = sourceKeys.compactMap { byName[$0] }
                 guard entries.count == sourceKeys.count else { continue }  // incomplete group: stays unused
                 let targetKeys = try rule.targets.map { try $0.instantiate(bindings) }
-                let built = try MappingTable.build(rule, entries, targetKeys)
+                let built: [TensorEntry]
+                do { built = try MappingTable.build(rule, entries, targetKeys) } catch var e as MappingError {
+                    e.message = "\(sd.file): " + e.message   // the input too, not only the rule
+                    throw e
+                }
                 for (key, entry) in zip(targetKeys, built) { try add(key, sourceKeys, rule.location, entry) }
                 claimed.formUnion(sourceKeys)
             }
@@ -121,6 +125,10 @@ extension MappingTable {
         @Sendable func run(_ t: Tensor, _ ts: [Transform]) throws -> Tensor {
             try ts.reduce(t) { try $1.apply($0) }
         }
+        // Shapes come from the file: a zero dim must not hide an overflow among the others ([0, 2^32, 2^32]).
+        for src in sources where ShapeMath.product(src.shape) == nil {
+            throw MappingError("\(src.name): shape \(src.shape) holds more elements than fit in 64 bits (overflow)", location: rule.location)
+        }
         let location = sources.map(\.name).joined(separator: " + ") + " (\(rule.location))"
         let each = rule.each, transforms = rule.transforms, after = rule.after
         switch rule.combine {
@@ -143,7 +151,10 @@ extension MappingTable {
                 throw MappingError("cannot concat along dim \(dim): shapes \(zip(sources, shapes).map { "\($0.name) \($1)" }.joined(separator: ", "))", location: rule.location)
             }
             var joined = shapes[0]
-            joined[d] = shapes.reduce(0) { $0 + $1[d] }
+            guard let total = ShapeMath.sum(shapes.map { $0[d] }), ShapeMath.product(shapes[0].enumerated().map { $0.offset == d ? total : $0.element }) != nil else {
+                throw MappingError("concat along dim \(dim) overflows: shapes \(zip(sources, shapes).map { "\($0.name) \($1)" }.joined(separator: ", "))", location: rule.location)
+            }
+            joined[d] = total
             let shape = try chain(joined, transforms, targets[0])
             return [TensorEntry(name: targets[0], dtype: dtypeAfter(dtype0, transforms), shape: shape, location: location) {
                 let parts = try sources.map { try run(try $0.load(), each) }
@@ -163,7 +174,7 @@ extension MappingTable {
                 }
                 pieceSizes = Array(repeating: shape[d] / n, count: n)
             }
-            guard pieceSizes.reduce(0, +) == shape[d] else {
+            guard ShapeMath.sum(pieceSizes) == shape[d] else {
                 throw MappingError("split sizes \(pieceSizes) do not add up to \(shape[d]) (\(src.name) \(shape))", location: rule.location)
             }
             let dtype = dtypeAfter(dtypeAfter(dtypeAfter(src.dtype, each), transforms), after)

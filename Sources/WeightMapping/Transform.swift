@@ -32,6 +32,8 @@ public enum Transform: Sendable, Equatable, CustomStringConvertible {
 
     /// The shape this transform produces from `shape`, or an error saying why it does not apply.
     public func outputShape(_ shape: [Int]) throws -> [Int] {
+        // Every intermediate size must be representable (the checked products below rely on it).
+        guard ShapeMath.product(shape) != nil else { throw MappingError("shape \(shape) holds more elements than fit in 64 bits") }
         func dim(_ d: Int, _ rank: Int) throws -> Int {
             let r = d < 0 ? d + rank : d
             guard r >= 0 && r < rank else { throw MappingError("\(self): dim \(d) is out of range for shape \(shape)") }
@@ -52,18 +54,22 @@ public enum Transform: Sendable, Equatable, CustomStringConvertible {
             guard let n = ShapeMath.elementCount(shape) else { throw MappingError("bad shape \(shape)") }
             let unknown = target.filter { $0 == -1 }.count
             guard unknown <= 1, target.allSatisfy({ $0 >= -1 }) else { throw MappingError("\(self): at most one -1 and no other negative sizes") }
-            let known = target.filter { $0 != -1 }.reduce(1, *)
+            guard let known = ShapeMath.product(target.filter { $0 != -1 }) else { throw MappingError("\(self): target size overflows") }
             var out = target
-            if unknown == 1 {
+            if unknown == 1, let i = target.firstIndex(of: -1) {
                 guard known > 0, n % known == 0 else { throw MappingError("\(self) does not fit shape \(shape) (\(n) elements)") }
-                out[target.firstIndex(of: -1)!] = n / known
+                out[i] = n / known
             }
+            guard ShapeMath.product(out) != nil else { throw MappingError("\(self): the size of shape \(out) overflows") }
             guard ShapeMath.elementCount(out) == n else { throw MappingError("\(self) does not fit shape \(shape) (\(n) elements)") }
             return out
         case .flatten(let a, let b):
             let s = try dim(a, shape.count), e = try dim(b, shape.count)
             guard s <= e else { throw MappingError("\(self): start after end") }
-            return Array(shape[..<s]) + [shape[s...e].reduce(1, *)] + Array(shape[(e + 1)...])
+            guard let merged = ShapeMath.product(shape[s...e]) else {
+                throw MappingError("\(self): dims \(s)...\(e) of shape \(shape) hold more elements than fit in 64 bits")
+            }
+            return Array(shape[..<s]) + [merged] + Array(shape[(e + 1)...])
         case .squeeze(let d):
             let r = try dim(d, shape.count)
             guard shape[r] == 1 else { throw MappingError("\(self): dim \(d) has size \(shape[r]), not 1 (shape \(shape))") }

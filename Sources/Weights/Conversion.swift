@@ -39,6 +39,8 @@ public struct ConversionOptions: Sendable {
     /// Refuse a pickle naming globals outside the allowlist (by default they become inert placeholders and
     /// `PreparedConversion.notices` says so).
     public var strictGlobals: Bool
+    /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
+    public var read: ReadOptions = ReadOptions()
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
@@ -92,7 +94,7 @@ public struct ConversionResult: Sendable {
 public enum Converter {
     /// Reads and maps `input` without writing anything.
     public static func prepare(_ input: String, options: ConversionOptions, catalog: MappingCatalog? = nil) throws -> PreparedConversion {
-        let source = try Checkpoint.open(input, key: options.key)
+        let source = try Checkpoint.open(input, key: options.key, options: options.read)
         var notices: [PreparedConversion.Notice] = []
         if let text = try source.checkNeutralisedGlobals(strict: options.strictGlobals) {
             notices.append(.init(kind: source.neutralisedGlobalsAreTorchOnly ? .note : .warning, text: text))

@@ -41,6 +41,12 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
     var sync = false
 
+    @Flag(name: .customLong("verify-crc"), help: "Also check the CRC-32 of zip members copied without decoding (reads them once more; members read into memory are always checked).")
+    var verifyCRC = false
+
+    @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
+    var maxOutputBytes: ByteCount?
+
     @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
     var strict = false
 
@@ -53,9 +59,10 @@ struct ConvertCommand: ParsableCommand {
             let entry = try ModelRegistry.entry(name)
             return try entry.describe(options: entry.resolve(assignments: config))
         }
-        let options = ConversionOptions(format: format, dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), key: key,
+        var options = ConversionOptions(format: format, dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), key: key,
                                         mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
                                         durable: sync, strictGlobals: strict)
+        options.read = ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)
         let prepared: PreparedConversion
         do {
             prepared = try Converter.prepare(input, options: options)

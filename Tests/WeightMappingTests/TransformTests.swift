@@ -61,3 +61,27 @@ final class TransformTests: XCTestCase {
         XCTAssertThrowsError(try TensorLayout.split(c, dim: 1, sizes: [3, 3]))
     }
 }
+
+/// Shapes from a file whose zero dimension hides an overflow among the others ([0, 2^32, 2^32]) are refused with
+/// an error by every transform and layout operation instead of trapping (issue 12, class 7).
+final class ShapeOverflowTests: XCTestCase {
+    let big = [0, 1 << 32, 1 << 32]
+
+    func testTransformsRefuseOverflowingShapes() {
+        for t: Transform in [.flatten(0, 2), .flatten(1, 2), .reshape([-1]), .reshape([0, -1]), .transpose, .permute([2, 1, 0]), .unsqueeze(0)] {
+            XCTAssertThrowsError(try t.outputShape(big), "\(t)") { XCTAssertTrue("\($0)".contains("64 bits") || "\($0)".contains("overflow"), "\(t): \($0)") }
+        }
+        XCTAssertThrowsError(try Transform.reshape([1 << 62, 8]).outputShape([0]))
+    }
+
+    func testConcatAndSplitRefuseOverflowingShapes() {
+        let t = Tensor(dtype: .float32, shape: big, bytes: [])
+        XCTAssertThrowsError(try TensorLayout.concat([t, t], dim: 0))
+        XCTAssertThrowsError(try TensorLayout.split(t, dim: 0, sizes: [0]))
+        let huge = Tensor(dtype: .float32, shape: [0, 1 << 62], bytes: [])
+        XCTAssertThrowsError(try TensorLayout.concat([huge, huge, huge], dim: 1))
+        XCTAssertNil(ShapeMath.product(big))
+        XCTAssertEqual(ShapeMath.product([0, 3, 4]), 0)
+        XCTAssertNil(ShapeMath.sum([Int.max, 1]))
+    }
+}

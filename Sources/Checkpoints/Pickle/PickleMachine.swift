@@ -11,6 +11,11 @@ struct PickleLimits: Sendable {
     /// Containers created plus items put into containers: bounds the memory a small (or highly compressed)
     /// pickle can make the machine hold, ~100 MB at this setting (a state dict uses a few per tensor).
     var maxValues = 2 << 20
+    /// Bytes of dict keys hashed (each SETITEM hashes its key; a memoised 32 MiB key set a million times would
+    /// hash for hours).
+    var maxHashedBytes = 512 << 20
+    /// Bytes of strings and bytes built by calls (`_codecs.encode`, `bytes(…)`, `torch.device(…)` on memoised strings).
+    var maxBuiltBytes = 256 << 20
 
     static let standard = PickleLimits()
 }
@@ -23,7 +28,7 @@ struct PickleLimits: Sendable {
 /// Globals outside the allowlist are remembered so that a reader can refuse a pickle that holds no tensors but
 /// calls, say, `os.system`. The machine never recurses, so nesting depth is bounded only by `PickleLimits`.
 final class PickleMachine {
-    let arena = PickleArena()
+    let arena: PickleArena
     let limits: PickleLimits
     /// Maps a persistent id (BINPERSID / PERSID) to a value; nil means the pickle must not contain any.
     var persistentLoad: ((PickleValue) throws -> PickleValue)?
@@ -38,6 +43,7 @@ final class PickleMachine {
 
     init(limits: PickleLimits = .standard) {
         self.limits = limits
+        arena = PickleArena(budget: PickleBudget(limits: limits))
     }
 
     /// Releases everything the pickle built, iteratively. Call when done with the result.
@@ -69,6 +75,15 @@ final class PickleMachine {
         do {
             let v = try run.execute()
             return (v, run.pos)
+        } catch let e as CheckpointError where e.offset == nil {
+            // Budget errors from containers and calls: name the opcode that ran out.
+            run.stack = []
+            run.memo = []
+            run.sparseMemo = [:]
+            arena.dismantle()
+            var withOp = e.context(offset: baseOffset + run.opStart)
+            withOp.message = "pickle opcode \(run.opName): " + e.message
+            throw withOp
         } catch {
             run.stack = []
             run.memo = []
@@ -91,8 +106,6 @@ private struct Run {
     var memo: [PickleValue?] = []
     var sparseMemo: [Int: PickleValue] = [:]
     var memoCount = 0
-    /// Items moved into containers so far (see `PickleLimits.maxValues`).
-    var itemsStored = 0
     /// Position and name of the opcode being executed, for errors.
     var opStart = 0
     var opName = ""
@@ -177,10 +190,7 @@ private struct Run {
     }
 
     mutating func spend(_ n: Int) throws {
-        itemsStored += n
-        guard itemsStored + arena.containerCount <= machine.limits.maxValues else {
-            throw fail("pickle builds more than \(machine.limits.maxValues) containers and container items")
-        }
+        do { try arena.budget.chargeValues(n) } catch let e as CheckpointError { throw fail(e.message) }
     }
 
     mutating func popMark() throws -> [PickleValue] {
@@ -350,7 +360,7 @@ private struct Run {
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("odd number of items (\(items.count)) for key/value pairs") }
                 let d = arena.dict()
-                for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+                for i in stride(from: 0, to: items.count, by: 2) { try d.set(items[i], items[i + 1]) }
                 try push(.dict(d))
             case 0x61: // APPEND
                 try spend(1)
@@ -402,27 +412,27 @@ private struct Run {
                 let args = try pop()
                 let cls = try pop()
                 guard let items = args.sequenceItems else { throw fail("arguments must be a tuple, found \(args.kindName)") }
-                try push(TorchGlobals.newObject(cls, args: items, kwargs: nil, machine: machine))
+                try push(try TorchGlobals.newObject(cls, args: items, kwargs: nil, machine: machine))
             case 0x92: // NEWOBJ_EX
                 let kwargs = try pop()
                 let args = try pop()
                 let cls = try pop()
                 guard let items = args.sequenceItems else { throw fail("arguments must be a tuple, found \(args.kindName)") }
-                try push(TorchGlobals.newObject(cls, args: items, kwargs: kwargs, machine: machine))
+                try push(try TorchGlobals.newObject(cls, args: items, kwargs: kwargs, machine: machine))
             case 0x69: // INST
                 let module = try lineString()
                 let name = try lineString()
                 let args = try popMark()
                 let cls = global(module, name)
-                try push(TorchGlobals.newObject(cls, args: args, kwargs: nil, machine: machine))
+                try push(try TorchGlobals.newObject(cls, args: args, kwargs: nil, machine: machine))
             case 0x6F: // OBJ
                 var items = try popMark()
                 guard !items.isEmpty else { throw fail("no class on the stack") }
                 let cls = items.removeFirst()
-                try push(TorchGlobals.newObject(cls, args: items, kwargs: nil, machine: machine))
+                try push(try TorchGlobals.newObject(cls, args: items, kwargs: nil, machine: machine))
             case 0x62: // BUILD
                 let state = try pop()
-                TorchGlobals.build(try top(), state: state, machine: machine)
+                try TorchGlobals.build(try top(), state: state, machine: machine)
             case 0x51: // BINPERSID
                 let pid = try pop()
                 try push(try persistent(pid))
@@ -472,7 +482,7 @@ private struct Run {
             if let x = o.dictItems { d = x } else { d = arena.dict(); o.dictItems = d }
         default: throw fail("cannot set items on \(target.kindName)")
         }
-        for i in stride(from: 0, to: items.count, by: 2) { d.set(items[i], items[i + 1]) }
+        for i in stride(from: 0, to: items.count, by: 2) { try d.set(items[i], items[i + 1]) }
     }
 }
 

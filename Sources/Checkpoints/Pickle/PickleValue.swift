@@ -136,7 +136,23 @@ final class PickleDict {
 
     var count: Int { keys.count }
 
-    func set(_ key: PickleValue, _ value: PickleValue) {
+    /// Charged for every key hashed (a 32 MiB key set a million times must not run for hours).
+    let budget: PickleBudget?
+
+    init(budget: PickleBudget? = nil) { self.budget = budget }
+
+    /// Bytes hashed (and compared) to look `key` up.
+    static func hashCost(_ key: PickleValue) -> Int {
+        switch key {
+        case .string(let s): return s.utf8.count + 8
+        case .bytes(let b): return b.count + 8
+        case .bigInt(let s): return s.utf8.count + 8
+        default: return 8
+        }
+    }
+
+    func set(_ key: PickleValue, _ value: PickleValue) throws {
+        try budget?.chargeHash(Self.hashCost(key))
         if let h = Self.hashKey(key) {
             if let i = index[h] {
                 values[i] = value
@@ -261,21 +277,36 @@ final class TorchTensorRef {
 /// Containers reference each other freely (memo sharing, even cycles); `dismantle()` empties each one while the
 /// arena still holds them all, so no release ever recurses and cycles do not leak.
 final class PickleArena {
+    let budget: PickleBudget
+    init(budget: PickleBudget = PickleBudget(limits: .standard)) { self.budget = budget }
     private var lists: [PickleList] = []
     private var tuples: [PickleTuple] = []
     private var dicts: [PickleDict] = []
     private var objects: [PickleObject] = []
 
     func list(_ items: [PickleValue] = []) -> PickleList {
+        budget.containers += 1
         let l = PickleList(items); lists.append(l); return l
     }
     func tuple(_ items: [PickleValue]) -> PickleTuple {
+        budget.containers += 1
         let t = PickleTuple(items); tuples.append(t); return t
     }
     func dict() -> PickleDict {
-        let d = PickleDict(); dicts.append(d); return d
+        budget.containers += 1
+        let d = PickleDict(budget: budget); dicts.append(d); return d
+    }
+    /// A list, set or tuple holding a copy of `items` (`list(x)`, `set(x)`, `tuple(x)`): the copy is charged.
+    func copiedList(_ items: [PickleValue]) throws -> PickleList {
+        try budget.chargeValues(items.count)
+        return list(items)
+    }
+    func copiedTuple(_ items: [PickleValue]) throws -> PickleTuple {
+        try budget.chargeValues(items.count)
+        return tuple(items)
     }
     func object(callable: PickleValue, args: [PickleValue], kwargs: PickleValue? = nil) -> PickleObject {
+        budget.containers += 1
         let o = PickleObject(callable: callable, args: args, kwargs: kwargs); objects.append(o); return o
     }
 
@@ -289,5 +320,41 @@ final class PickleArena {
             o.callable = .none; o.args = []; o.kwargs = nil; o.state = nil; o.listItems = []; o.dictItems = nil
         }
         lists = []; tuples = []; dicts = []; objects = []
+    }
+}
+
+/// The work one pickle may make the machine do, charged as it happens (not only what it keeps): values created,
+/// items stored or copied into containers (`dict(d)`, `list(l)`, BUILD merges), bytes hashed as dict keys, and
+/// bytes of strings or bytes built by calls. Each charge is checked before the work it pays for.
+final class PickleBudget {
+    let limits: PickleLimits
+    private(set) var values = 0
+    private(set) var hashedBytes = 0
+    private(set) var builtBytes = 0
+    /// Containers are counted by the arena.
+    var containers = 0
+
+    init(limits: PickleLimits) { self.limits = limits }
+
+    func chargeValues(_ n: Int) throws {
+        values += n
+        guard values <= limits.maxValues - min(containers, limits.maxValues) else {
+            throw CheckpointError("pickle builds or copies more than \(limits.maxValues) containers and container items "
+                                  + "(items copied by dict(), list() or BUILD count each time)")
+        }
+    }
+
+    func chargeHash(_ bytes: Int) throws {
+        hashedBytes += bytes
+        guard hashedBytes <= limits.maxHashedBytes else {
+            throw CheckpointError("pickle hashes more than \(limits.maxHashedBytes) bytes of dict keys (a large key set over and over)")
+        }
+    }
+
+    func chargeBuilt(_ bytes: Int) throws {
+        builtBytes += bytes
+        guard builtBytes <= limits.maxBuiltBytes else {
+            throw CheckpointError("pickle calls build more than \(limits.maxBuiltBytes) bytes of strings and bytes")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// The allowlist: the globals the pickle machine understands, and what calling them means. Nothing here imports
@@ -135,29 +136,34 @@ enum TorchGlobals {
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("collections", "defaultdict"):
             let d = arena.dict()
             // OrderedDict(pairs) / dict(pairs); defaultdict's first argument is its factory.
+            // Copies are charged: dict(d) called a thousand times on a large d is a thousand copies.
             if g.name != "defaultdict", let pairs = args.first?.sequenceItems {
+                try arena.budget.chargeValues(2 * pairs.count)
                 for p in pairs {
-                    if let kv = p.sequenceItems, kv.count == 2 { d.set(kv[0], kv[1]) }
+                    if let kv = p.sequenceItems, kv.count == 2 { try d.set(kv[0], kv[1]) }
                 }
             } else if g.name != "defaultdict", case .dict(let src)? = args.first {
-                for (k, v) in zip(src.keys, src.values) { d.set(k, v) }
+                try arena.budget.chargeValues(2 * src.count)
+                for (k, v) in zip(src.keys, src.values) { try d.set(k, v) }
             }
             return .dict(d)
         case ("builtins", "set"), ("builtins", "frozenset"):
-            return .set(arena.list(iterableItems(args.first)))
+            return .set(try arena.copiedList(iterableItems(args.first)))
         case ("builtins", "list"):
-            return .list(arena.list(iterableItems(args.first)))
+            return .list(try arena.copiedList(iterableItems(args.first)))
         case ("builtins", "tuple"), ("torch", "Size"):
-            return .tuple(arena.tuple(iterableItems(args.first)))
-        case ("builtins", "bytearray"), ("builtins", "bytes"):
-            return bytesValue(args)
-        case ("_codecs", "encode"):
+            return .tuple(try arena.copiedTuple(iterableItems(args.first)))
+        case ("builtins", "bytearray"), ("builtins", "bytes"), ("_codecs", "encode"):
+            try arena.budget.chargeBuilt(builtSize(args))
             return bytesValue(args)
         case ("builtins", "complex"):
+            try arena.budget.chargeBuilt(builtSize(args))
             return .string("complex(" + args.map(scalarText).joined(separator: ", ") + ")")
         case ("builtins", "slice"):
+            try arena.budget.chargeBuilt(builtSize(args))
             return .string("slice(" + args.map(scalarText).joined(separator: ", ") + ")")
         case ("torch", "device"):
+            try arena.budget.chargeBuilt(builtSize(args))
             return .string(args.map { a -> String in
                 if case .string(let s) = a { return s }
                 return scalarText(a)
@@ -168,10 +174,10 @@ enum TorchGlobals {
         case ("copyreg", "_reconstructor"):
             // copyreg._reconstructor(cls, base, state) is how protocols 0/1 write cls.__new__(cls).
             guard let cls = args.first else { return .invalid("copyreg._reconstructor called without arguments") }
-            return newObject(cls, args: [], kwargs: nil, machine: machine)
+            return try newObject(cls, args: [], kwargs: nil, machine: machine)
         case ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"):
             guard let cls = args.first else { return .invalid("\(g.qualifiedName) called without arguments") }
-            return newObject(cls, args: Array(args.dropFirst()), kwargs: nil, machine: machine)
+            return try newObject(cls, args: Array(args.dropFirst()), kwargs: nil, machine: machine)
         case ("numpy.core.multiarray", "scalar"):
             return numpyScalar(args) ?? .object(arena.object(callable: callable, args: args))
         default:
@@ -180,7 +186,7 @@ enum TorchGlobals {
     }
 
     /// NEWOBJ / NEWOBJ_EX / INST / OBJ: `cls.__new__(cls, *args)`; the state usually follows with BUILD.
-    static func newObject(_ cls: PickleValue, args: [PickleValue], kwargs: PickleValue?, machine: PickleMachine) -> PickleValue {
+    static func newObject(_ cls: PickleValue, args: [PickleValue], kwargs: PickleValue?, machine: PickleMachine) throws -> PickleValue {
         let arena = machine.arena
         if case .global(let raw) = cls {
             let g = canonical(raw)
@@ -189,9 +195,9 @@ enum TorchGlobals {
             } else {
                 switch g.qualifiedName {
                 case "collections.OrderedDict", "builtins.dict", "collections.defaultdict": return .dict(arena.dict())
-                case "builtins.set", "builtins.frozenset": return .set(arena.list(iterableItems(args.first)))
+                case "builtins.set", "builtins.frozenset": return .set(try arena.copiedList(iterableItems(args.first)))
                 case "builtins.list": return .list(arena.list())
-                case "builtins.tuple", "torch.Size": return .tuple(arena.tuple(iterableItems(args.first)))
+                case "builtins.tuple", "torch.Size": return .tuple(try arena.copiedTuple(iterableItems(args.first)))
                 default: break
                 }
             }
@@ -200,13 +206,15 @@ enum TorchGlobals {
     }
 
     /// BUILD: `obj.__setstate__(state)` or `obj.__dict__.update(state)`, recorded rather than run.
-    static func build(_ target: PickleValue, state: PickleValue, machine: PickleMachine) {
+    static func build(_ target: PickleValue, state: PickleValue, machine: PickleMachine) throws {
         switch target {
         case .object(let o):
             if o.state == nil {
                 o.state = state
             } else if let old = o.stateDict, case .dict(let new) = state {
-                for (k, v) in zip(new.keys, new.values) { old.set(k, v) }
+                // A merge copies every item of the new state: charged, since BUILD can repeat on one object.
+                try machine.arena.budget.chargeValues(2 * new.count)
+                for (k, v) in zip(new.keys, new.values) { try old.set(k, v) }
             } else {
                 o.state = state
             }
@@ -246,6 +254,18 @@ enum TorchGlobals {
         return .tensor(TorchTensorRef(storage: storage, storageOffset: offset, size: size, stride: stride, dtypeName: dtypeName))
     }
 
+    /// Bytes of the strings and bytes among `args` (what a call that joins or converts them copies).
+    static func builtSize(_ args: [PickleValue]) -> Int {
+        args.reduce(16) { n, a in
+            switch a {
+            case .string(let s): return n + s.utf8.count
+            case .bytes(let b): return n + b.count
+            case .list(let l): return n + l.items.count
+            default: return n + 16
+            }
+        }
+    }
+
     static func intTuple(_ v: PickleValue) -> [Int64]? {
         guard let items = v.sequenceItems else { return nil }
         var out: [Int64] = []
@@ -275,6 +295,7 @@ enum TorchGlobals {
         case .string(let s)?:
             let enc = args.count > 1 ? (args[1].stringValue ?? "").lowercased() : "utf-8"
             if enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1" {
+                if let d = s.data(using: .isoLatin1) { return .bytes([UInt8](d)) }
                 var out: [UInt8] = []
                 for u in s.unicodeScalars {
                     guard u.value < 256 else { return .string(s) }
