@@ -13,7 +13,7 @@
 // Invariant violations abort with a message starting "fuzz invariant:", so they are reported like crashes.
 //
 // FUZZ_MODE selects how an input is turned into a file (see Inputs.swift): raw (default), pickle, legacy,
-// zip, safetensors, npy, hdf5. FUZZ_SOFT_DIR and FUZZ_SAVE_FILE: see below.
+// zip, safetensors, npy, hdf5, zipdir. FUZZ_SOFT_DIR and FUZZ_SAVE_FILE: see below.
 import Weights
 #if canImport(Glibc)
 import Glibc
