@@ -467,7 +467,7 @@ def report(name, sd, y):
 
 TINY_TRANSFORMER = dict(src_vocab=11, tgt_vocab=13, layers=2, d_model=16, d_ff=24, heads=4)
 TINY_D2L = dict(img_size=16, patch_size=4, blocks=2, heads=4, classes=10)
-TINY_SEPVIT = dict(num_classes=10, dim=8, dim_head=8, heads=(1, 2, 2), depth=(1, 2, 1), window_size=7)
+TINY_SEPVIT = dict(num_classes=10, dim=8, dim_head=32, heads=(1, 2, 2), depth=(1, 2, 1), window_size=7)
 LITE_SEPVIT = dict(num_classes=1000, dim=32, dim_head=32, heads=(1, 2, 4, 8), depth=(1, 2, 6, 2), window_size=7)
 
 
@@ -477,7 +477,8 @@ def write_specs(path):
     specs = {}
     with torch.device("meta"):
         models = {"annotated_transformer": make_model(11, 11),
-                  "d2l_vit": Vit(224, 16, 2, 4, 0.2, 10)}
+                  "d2l_vit": Vit(224, 16, 2, 4, 0.2, 10),
+                  "sepvit_lite": SepViT(**LITE_SEPVIT)}
         for name, m in models.items():
             specs[name] = [[k, list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in m.state_dict().items()]
     with open(path, "w") as f:   # one tensor per line

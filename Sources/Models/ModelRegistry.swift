@@ -54,6 +54,7 @@ public enum ModelRegistry {
         MobileViT.family,
         AnnotatedTransformer.family,
         D2LViT.family,
+        SepViT.family,
     ]
 
     /// One named configuration of a family.

@@ -15,6 +15,9 @@ strip_prefixes: ["module."]
 detect:
   require: [conv1.0.weight, "trunk.{n}.1.transformer.layers.{j}.0.fn.to_qkv.weight", to_logits.2.weight]
 identity: true
+# Files written without BatchNorm's counters (legacy .pth from older PyTorch) lack num_batches_tracked; the model
+# keeps its own, as PyTorch's BatchNorm does.
+optional: ["*.num_batches_tracked"]
 
 """#),
         ("mobilevit.vit-pytorch.yaml", #"""

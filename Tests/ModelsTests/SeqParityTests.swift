@@ -134,3 +134,23 @@ extension SeqParityTests {
         }
     }
 }
+
+extension SeqParityTests {
+    /// Three stages at 112×112: 16 windows, then 4, then one (vit-pytorch's early return) — both DSSA paths.
+    func testSepViTTinyMatchesPyTorch() throws {
+        var model = try ModelRegistry.make(name: "sepvit_lite", config: ["image_size=112", "num_classes=10", "dim=8", "dim_head=32",
+                                                                         "heads=1,2,2", "depth=1,2,1"], seed: 3)
+        try load(&model, fixture: "sepvit_tiny")
+        let ref = try SafetensorsFixture(named: "sepvit_tiny.reference")
+        try checkOutputs(model, inputs: [.float32(try ref.floats("input"))], reference: ref)
+    }
+
+    func testSepViTConfigurationErrors() throws {
+        XCTAssertThrowsError(try ModelRegistry.make(name: "sepvit_lite", config: ["image_size=200"])) { e in
+            XCTAssertTrue("\(e)".contains("multiple of window_size 7"), "\(e)")
+        }
+        XCTAssertThrowsError(try ModelRegistry.make(name: "sepvit_lite", config: ["heads=1,2"])) { e in
+            XCTAssertTrue("\(e)".contains("need as many heads"), "\(e)")
+        }
+    }
+}
