@@ -8,6 +8,8 @@ Sections (each a median over several runs, contenders interleaved so drift affec
   convert   `weights convert` of a jx_vit_base_patch16_224_in21k-shaped checkpoint (torch zip, ~413 MB) vs `cp` of it
             vs Python (`torch.load` + `safetensors.save_file`), with each process's peak RSS.
   huge      `weights convert` of a vit_huge_patch14_224_in21k-shaped checkpoint (~2.6 GB) vs `cp`, peak RSS.
+  sequence  `weights bench --model annotated_transformer --seq-len 64` vs the seed's make_model (vocab 8000),
+            random token ids, no padding, causal tgt_mask (Tools/bench_seq.py).
   inspect   `weights inspect` of the 413 MB checkpoint, whole process.
   load      loading the converted safetensors onto vit_base_patch16_224_in21k vs read() of the same file's bytes
             into a fresh buffer, in one process (`weights bench --load`).
@@ -16,7 +18,7 @@ Needs torch, torchvision and safetensors in the Python that runs it, GNU time (/
 release build (`make release`). Generated checkpoints are cached in --workdir (~6 GB with the huge one).
 Usage:
     python Tools/bench.py [--runs 10] [--weights .build/release/weights] [--workdir /tmp/weights-bench]
-                          [--sections forward,convert,huge,inspect,load] [--models resnet18,resnet50,...]
+                          [--sections forward,sequence,convert,huge,inspect,load] [--models resnet18,resnet50,...]
                           [--json results.json]
 """
 import argparse
@@ -86,6 +88,18 @@ def section_forward(args, res):
             if stretch:
                 res.target(f"(stretch) {name} batch {batch} forward <= {stretch}x PyTorch", f"{ratio:.2f}x",
                            ratio <= stretch)
+
+
+def section_sequence(args, res):
+    """annotated_transformer (src/tgt vocab 8000) at source/target length 64, batch 1, vs the seed's make_model."""
+    import bench_seq as bs
+    print(f"\n== sequence: annotated_transformer, length 64, median of {args.runs} runs after a warm-up", flush=True)
+    s = bs.swift_median(args.weights, 1, 64, args.runs)
+    t = bs.torch_median(1, 64, args.runs)
+    print(f"{'annotated_transformer':24} {1:5} {s:10.1f} {t:10.1f} {s / t:6.2f}x", flush=True)
+    res.rows.append({"section": "sequence", "model": "annotated_transformer", "batch": 1, "seq_len": 64, "swift_ms": s,
+                     "torch_ms": t, "ratio": s / t})
+    res.target("annotated_transformer length 64 forward <= 1.0x PyTorch", f"{s / t:.2f}x", s / t <= 1.0)
 
 
 def checkpoint(args, shape):
@@ -173,7 +187,7 @@ def main():
     ap.add_argument("--runs-huge", type=int, default=3, help="timed runs for the ViT-H conversion")
     ap.add_argument("--weights", default=".build/release/weights")
     ap.add_argument("--workdir", default="/tmp/weights-bench")
-    ap.add_argument("--sections", default="forward,convert,huge,inspect,load")
+    ap.add_argument("--sections", default="forward,sequence,convert,huge,inspect,load")
     ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224", "mobilevit_xs"]),
                     help="forward section: models to time (default: %(default)s)")
     ap.add_argument("--json", help="also write all measurements and verdicts to this file")
@@ -187,6 +201,8 @@ def main():
     res = Results()
     if "forward" in sections:
         section_forward(args, res)
+    if "sequence" in sections:
+        section_sequence(args, res)
     base = "vit_base_patch16_224_in21k"
     src = None
     if "convert" in sections:

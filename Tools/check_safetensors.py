@@ -23,7 +23,15 @@ except ImportError:  # the byte-level check below does not need torch
     torch = None
 
 ST_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
-             "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+             "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+             "U16": "uint16", "U32": "uint32", "U64": "uint64", "C64": "complex64",
+             "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E4M3FNUZ": "float8_e4m3fnuz",
+             "F8_E5M2FNUZ": "float8_e5m2fnuz", "F8_E8M0": "float8_e8m0fnu",
+             "F4": "float4_e2m1fn", "F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn"}
+# dtypes safetensors has no code for: `weights` leaves such tensors out (--skip-unsupported), so they are not expected.
+NO_SAFETENSORS_FORM = {"complex128"}
+# safetensors codes torch has no dtype for: the torch cross-check is skipped for files holding them.
+NOT_IN_TORCH = {"F6_E2M3", "F6_E3M2"}
 
 
 def matches(data, spec):
@@ -36,7 +44,7 @@ def check(out_path, expected_path):
     problems = []
     with open(expected_path) as f:
         expected = json.load(f)
-    want = {t["name"]: t for t in expected["tensors"]}
+    want = {t["name"]: t for t in expected["tensors"] if t["dtype"] not in NO_SAFETENSORS_FORM}
     with open(out_path, "rb") as f:
         blob = f.read()
     try:
@@ -65,7 +73,7 @@ def check(out_path, expected_path):
             problems.append(f"__metadata__ entry {k!r}: {v!r} is not str -> str")
     if "source_format" in meta and meta["source_format"] != expected["format"]:
         problems.append(f"__metadata__ source_format is {meta['source_format']!r}, expected {expected['format']!r}")
-    if torch is not None:
+    if torch is not None and not any(spec["dtype"] in NOT_IN_TORCH for spec in got.values()):
         try:
             loaded = safetensors.torch.load_file(out_path)
         except Exception as e:  # noqa: BLE001

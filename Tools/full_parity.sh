@@ -9,6 +9,7 @@
 #   safetensors, zip and legacy .pth; each MobileViT also from today's vit-pytorch layout (Mappings/mobilevit.vit-pytorch.yaml).
 # - resnet50_cbam_merge: torchvision resnet50 weights (zip .pth) merged onto CBAM-ResNet-50 as the seed does, plus the
 #   attention weights as a second file, with --policy merge.
+# - annotated_transformer (vocab 8000, and the seed's toy), d2l_vit, sepvit_lite (issue 9; see SEQ_MODELS below).
 #
 # Needs a Python with torch, torchvision and safetensors (PYTHON, default /work/venv/bin/python); several GB in DIR.
 # Usage: Tools/full_parity.sh [DIR]      (default /tmp/weights-full-parity)
@@ -86,6 +87,29 @@ for m in $MODELS; do
       done ;;
   esac
 done
+
+# Issue 9's seed-layout models (Tools/make_seq_fixtures.py --full): torch.save'd state dicts of the seed's
+# make_model (src/tgt vocab 8000, and the seed's toy 11/11 with N=2), the d2l notebook ViT, and vit-pytorch's
+# SepViT-Lite (also saved as a whole module). SEQ_MODELS="" skips them.
+SEQ_MODELS=${SEQ_MODELS-"annotated_transformer d2l_vit sepvit_lite"}
+if [ -n "$SEQ_MODELS" ]; then
+  SEQ="$DIR/seq"
+  [ -f "$SEQ/sepvit_lite.module.pth" ] || { echo "writing the seed-transformer set into $SEQ ..."; "$PYTHON" Tools/make_seq_fixtures.py --full "$SEQ"; }
+  for m in $SEQ_MODELS; do
+    case $m in
+      annotated_transformer)
+        check "$m src/tgt vocab 8000 (.pth)" --model "$m" --config src_vocab=8000 --config tgt_vocab=8000 \
+          --weights "$SEQ/annotated_transformer_8000.pth" --reference "$SEQ/annotated_transformer_8000.reference.safetensors"
+        check "$m toy 11/11, N=2 (.pth)" --model "$m" --config src_vocab=11 --config tgt_vocab=11 --config layers=2 \
+          --weights "$SEQ/annotated_transformer_toy.pth" --reference "$SEQ/annotated_transformer_toy.reference.safetensors" ;;
+      sepvit_lite)
+        check "$m (.pth)" --model "$m" --weights "$SEQ/$m.pth" --reference "$SEQ/$m.reference.safetensors"
+        check "$m (whole module)" --model "$m" --weights "$SEQ/$m.module.pth" --reference "$SEQ/$m.reference.safetensors" ;;
+      *)
+        check "$m (.pth)" --model "$m" --weights "$SEQ/$m.pth" --reference "$SEQ/$m.reference.safetensors" ;;
+    esac
+  done
+fi
 
 [ $status -eq 0 ] && echo "full-size parity: PASS" || echo "full-size parity: FAIL"
 exit $status

@@ -134,6 +134,19 @@ h5("soft_link.h5", softlink)
 safe("soft_link.h5", "soft link inside the file (not followed, noted)", "hdf5",
      {"data": sha(np.arange(4, dtype="<f4").tobytes())})
 
+# Multi-file drivers: the reader opens files with the POSIX driver only, so the family member and the split file's
+# metadata half are refused by libhdf5 itself and never pull in their sibling files.
+with h5py.File(out("family_%d.h5"), "w", driver="family", memb_size=4096) as f:
+    ds(f, "w", np.arange(2000, dtype="<f4"))
+for i in range(1, 10):
+    if os.path.exists(out(f"family_{i}.h5")):
+        os.remove(out(f"family_{i}.h5"))
+refuse("family_0.h5", "family driver (first member only)", "cannot open HDF5 file")
+with h5py.File(out("split"), "w", driver="split") as f:
+    ds(f, "w", np.arange(20, dtype="<f4"))
+refuse("split-m.h5", "split driver (metadata file; its raw data file beside it)", "multi driver")
+refuse("split-r.h5", "split driver (raw data file)", "unrecognised format")
+
 # ---- class 5: chunks that do not decode to a whole chunk ---------------------------------------------------------
 
 CHUNK = np.arange(64, dtype="<f4")

@@ -26,7 +26,10 @@ and, for all, `full_size_specs.json`: key, shape and dtype of every tensor of th
 
 Everything is seeded and the outputs are byte-for-byte reproducible (one metadata key per file, since safetensors
 writes its metadata map in hash order); models are in eval mode with non-trivial BatchNorm statistics and LayerNorm affine values, so a
-Swift bug in any of them shows up in the outputs.
+Swift bug in any of them shows up in the outputs. Weights are reproducible on any machine; reference activations only
+on the same CPU (PyTorch's CPU kernels differ in the last bits between, e.g., AVX2 and AVX-512 machines), so when
+adding a model, commit only its new files and keep the others as they were. Families added later draw from their
+own generator (see `tiny`), so adding one does not change the earlier weights.
 """
 import argparse
 import json

@@ -13,7 +13,8 @@ token 0). SepViT is vit-pytorch's own `vit_pytorch.sep_vit.SepViT`.
 Usage:
     /work/venv/bin/python Tools/make_seq_fixtures.py            # tiny fixtures into Tests/ModelsTests/Fixtures
     /work/venv/bin/python Tools/make_seq_fixtures.py --full DIR  # full-size random-weight checkpoints (torch.save,
-                                                                 # .pth) + references into DIR (Tools/full_parity.sh)
+                                                                 # .pth; sepvit_lite also as a whole module) +
+                                                                 # references into DIR (Tools/full_parity.sh)
 
 Each model NAME gets NAME.weights.safetensors (tiny; metadata `state_dict_order`) or NAME.pth (full, torch.save of
 the state dict), and NAME.reference.safetensors in the verify format: `input` (or `input.<name>` for several
@@ -414,6 +415,8 @@ def write_sepvit(name, out_dir, gen, config, image, batch, full):
     paths += ["mlp_head"]
     x = torch.randn(batch, config.get("channels", 3), image, image, generator=gen)
     write_image_model(name, model, x, paths, out_dir, full)
+    if full:   # the whole module, as users of vit-pytorch save it (torch.save(model))
+        torch.save(model, os.path.join(out_dir, f"{name}.module.pth"))
 
 
 # ------------------------------------------------------------------------------------------------------------------

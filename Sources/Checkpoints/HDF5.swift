@@ -95,12 +95,13 @@ final class H5File: @unchecked Sendable {
 struct H5ReadPlan: Sendable {
     enum Memory: String, Sendable {
         case nativeDouble, nativeFloat, nativeInt8, nativeInt16, nativeInt32, nativeInt64, nativeUInt8
+        case nativeUInt16, nativeUInt32, nativeUInt64
+        /// h5py's complex layout, a compound {r, i} of two float32 / float64, read as interleaved pairs.
+        case complex64, complex128
         /// The file's own 2-byte float type in little-endian order (float16, bfloat16 layouts).
         case fileTypeLE
         /// The native form of the file type (h5py's bool enum).
         case nativeOfFileType
-        /// Read as uint64, each value checked to fit in int64.
-        case uint64Checked
         /// Read as float32 and narrowed to bfloat16 (exact: written from bfloat16 by `HDF5Writer`).
         case float32AsBFloat16
     }
@@ -173,13 +174,15 @@ struct H5Dataset: Sendable {
             }, readFixed)
         case .nativeOfFileType:
             bytes = try withDerivedType({ H5Tget_native_type($0, H5T_DIR_ASCEND) }, readFixed)
-        case .uint64Checked:
-            var v = [UInt64](repeating: 0, count: count)
-            try v.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: weights_h5t_native_uint64()) }
-            if let i = v.firstIndex(where: { $0 > UInt64(Int64.max) }) {
-                throw CheckpointError("HDF5 dataset '\(hdfPath)': uint64 value \(v[i]) at element \(i) does not fit in int64", file: file.path)
-            }
-            bytes = v.withUnsafeBytes { Array($0) }
+        case .nativeUInt16: bytes = try readFixed(weights_h5t_native_uint16())
+        case .nativeUInt32: bytes = try readFixed(weights_h5t_native_uint32())
+        case .nativeUInt64: bytes = try readFixed(weights_h5t_native_uint64())
+        case .complex64, .complex128:
+            let double = plan.memory == .complex128
+            let mem = H5.complexType(double ? weights_h5t_native_double() : weights_h5t_native_float(), size: double ? 8 : 4)
+            guard mem >= 0 else { throw fail("cannot make a memory datatype") }
+            defer { H5Tclose(mem) }
+            bytes = try readFixed(mem)
         case .float32AsBFloat16:
             var f = [Float](repeating: 0, count: count)
             try f.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: weights_h5t_native_float()) }
@@ -310,6 +313,13 @@ struct H5Walker {
             plan = H5ReadPlan(memory: .float32AsBFloat16, note: " (stored as float32)")
             consumed.insert("dtype")
         }
+        // float8 written by HDF5Writer: its bytes as uint8 plus the attribute dtype = "float8_e4m3fn" (…).
+        if dtype == .uint8, case .strings(let s)? = try? attributeValues(ds, "dtype"), s.count == 1,
+           let f8 = DType(rawValue: s[0]), f8.isFloat8 {
+            dtype = f8
+            plan = H5ReadPlan(memory: .nativeUInt8, note: " (stored as uint8)")
+            consumed.insert("dtype")
+        }
         guard let byteCount = ShapeMath.byteCount(shape, dtype) else { throw fail("shape \(shape) overflows") }
         // Bound what a load may allocate: the data must be plausible for the bytes the file stores.
         let stored = Int(clamping: H5Dget_storage_size(ds))
@@ -336,11 +346,13 @@ struct H5Walker {
         case .nativeInt32: sameLayout = H5Tequal(type, weights_h5t_std_i32le()) > 0
         case .nativeInt64: sameLayout = dtype == .int64 && H5Tequal(type, weights_h5t_std_i64le()) > 0
         case .nativeUInt8: sameLayout = H5Tequal(type, weights_h5t_std_u8le()) > 0
+        case .nativeUInt16, .nativeUInt32, .nativeUInt64:
+            sameLayout = H5Tget_order(type) == H5T_ORDER_LE && H5Tget_offset(type) == 0 && H5Tget_precision(type) == 8 * H5Tget_size(type)
         case .fileTypeLE:
             sameLayout = dtype == .float16 && H5Tget_order(type) == H5T_ORDER_LE && H5Tget_precision(type) == 16
                 && H5Tget_ebias(type) == 15 && H5Tget_offset(type) == 0
         case .nativeOfFileType: sameLayout = dtype == .bool // h5py's enum: 1 byte, FALSE = 0, TRUE = 1
-        case .uint64Checked, .float32AsBFloat16: sameLayout = false
+        case .complex64, .complex128, .float32AsBFloat16: sameLayout = false
         }
         guard sameLayout else { return -1 }
         let dcpl = H5Dget_create_plist(ds)
@@ -377,12 +389,19 @@ struct H5Walker {
             case (true, 4): return (.int32, H5ReadPlan(memory: .nativeInt32))
             case (true, 8): return (.int64, H5ReadPlan(memory: .nativeInt64))
             case (false, 1): return (.uint8, H5ReadPlan(memory: .nativeUInt8))
-            case (false, 2), (false, 4): return (.int64, H5ReadPlan(memory: .nativeInt64, note: " (uint\(size * 8) read as int64)"))
-            case (false, 8): return (.int64, H5ReadPlan(memory: .uint64Checked, note: " (uint64 read as int64)"))
+            case (false, 2): return (.uint16, H5ReadPlan(memory: .nativeUInt16))
+            case (false, 4): return (.uint32, H5ReadPlan(memory: .nativeUInt32))
+            case (false, 8): return (.uint64, H5ReadPlan(memory: .nativeUInt64))
             default: return nil
             }
         case H5T_ENUM where H5.isBoolEnum(type):
             return (.bool, H5ReadPlan(memory: .nativeOfFileType))
+        case H5T_COMPOUND:
+            switch H5.complexPartSize(type) {
+            case 4: return (.complex64, H5ReadPlan(memory: .complex64))
+            case 8: return (.complex128, H5ReadPlan(memory: .complex128))
+            default: return nil
+            }
         default:
             return nil
         }

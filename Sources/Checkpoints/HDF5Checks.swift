@@ -25,7 +25,7 @@ enum H5Checks {
                 var offset: off_t = 0
                 var size: hsize_t = 0
                 if H5Pget_external(dcpl, UInt32(i), buf.count, &buf, &offset, &size) >= 0 {
-                    names.append("'" + String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "'")
+                    names.append(quotedName(buf))
                 }
             }
             H5Eclear2(weights_h5e_default())
@@ -39,8 +39,8 @@ enum H5Checks {
                 for i in 0..<min(count, 3) {
                     var buf = [CChar](repeating: 0, count: 1024)
                     if H5Pget_virtual_filename(dcpl, i, &buf, buf.count) >= 0 {
-                        let n = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                        if !names.contains("'\(n)'") { names.append("'\(n)'") }
+                        let n = quotedName(buf)
+                        if !names.contains(n) { names.append(n) }
                     }
                 }
             }
@@ -48,6 +48,16 @@ enum H5Checks {
             let from = names.isEmpty ? "" : " mapping data from \(names.joined(separator: ", "))"
             throw CheckpointError("HDF5 dataset '\(hdfPath)' is a virtual dataset\(from): data outside the input file is refused")
         }
+    }
+
+    /// A file name from the file, quoted; or a placeholder when it is not valid UTF-8 (libhdf5 1.10 can read a corrupt
+    /// name past its end, and those bytes must not reach the message).
+    static func quotedName(_ buf: [CChar]) -> String {
+        let bytes = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        guard let s = String(validatingUTF8: bytes.map { CChar(bitPattern: $0) } + [0]), bytes.count <= 512 else {
+            return "(a file name that is not valid UTF-8)"
+        }
+        return "'\(s)'"
     }
 
     /// Refuses an external or user-defined link (soft links inside the file are noted by the walker, not followed).

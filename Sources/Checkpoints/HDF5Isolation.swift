@@ -15,7 +15,7 @@ import TensorCore
 /// length-prefixed messages (`send` with `MSG_NOSIGNAL`, so a dead child is an error, never a SIGPIPE): the walk's
 /// result (or its `CheckpointError`), then one request per load (the dataset's description) answered by the tensor's
 /// bytes (or an error). The child serves until the parent closes its end (the last loader is gone), then leaves with
-/// `_exit`. Each walk and each read runs under `alarm` (a hang ends it) and an address-space limit (`RLIMIT_AS`: the
+/// `_exit`. Each walk and each read runs under `alarm` (a hang ends it; a read gets a second more per 64 MiB) and an address-space limit (`RLIMIT_AS`: the
 /// child's size at fork plus 512 MiB for the walk, plus 512 MiB and three times the dataset for a read). If the child
 /// dies during a read, that load fails and the next one starts a fresh child.
 ///

@@ -161,7 +161,8 @@ final class H5Server: @unchecked Sendable {
         while let request = H5Isolation.receiveMessage(socket) {
             var r = H5Isolation.ByteReader(bytes: request)
             guard let d = try? H5Isolation.decodeDataset(&r) else { _exit(2) }
-            alarm(H5Isolation.timeLimit)
+            // The time limit, plus a second per 64 MiB of data (a large gzip dataset legitimately takes a while).
+            alarm(H5Isolation.timeLimit &+ UInt32(clamping: max(0, d.byteCount) >> 26))
             let (triple, o) = d.byteCount.multipliedReportingOverflow(by: 3)
             H5Isolation.limitMemory(extra: o ? Int.max / 2 : min(Int.max / 2, (512 << 20) + triple))
             do {
@@ -170,19 +171,20 @@ final class H5Server: @unchecked Sendable {
                 guard tensor.bytes.count == d.byteCount else {
                     throw CheckpointError("HDF5 dataset '\(d.hdfPath)': read \(tensor.bytes.count) bytes, expected \(d.byteCount)", file: path)
                 }
+                alarm(0) // sending is bounded by the parent, which is reading
                 var header = H5Isolation.ByteWriter()
                 header.u8(0)
                 header.int(tensor.bytes.count)
                 guard header.bytes.withUnsafeBytes({ H5Isolation.send(socket, $0) }),
                       tensor.bytes.withUnsafeBytes({ H5Isolation.send(socket, $0) }) else { _exit(0) }
             } catch {
+                alarm(0)
                 var out = H5Isolation.ByteWriter()
                 H5Isolation.encode(Self.checkpointError(error, path: path), into: &out)
                 var status: UInt8 = 1
                 guard withUnsafeBytes(of: &status, { H5Isolation.send(socket, $0) }),
                       H5Isolation.sendMessage(socket, out.bytes) else { _exit(0) }
             }
-            alarm(0)
         }
         _exit(0)
     }

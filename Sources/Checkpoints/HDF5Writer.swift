@@ -12,16 +12,22 @@ import TensorCore
 ///   and uint8 as standard little-endian integers; bool as h5py's enum of int8 {FALSE = 0, TRUE = 1}.
 /// - bfloat16 has no HDF5 or numpy type: it is stored as float32 (exact, every bfloat16 is a float32) with the
 ///   dataset attribute `dtype = "bfloat16"`; h5py users get usable floats and `HDF5Reader` restores bfloat16.
+/// - float8 tensors are stored as their bytes (uint8) with the attribute `dtype = "float8_e4m3fn"` (…); uint16/32/64
+///   as unsigned little-endian integers; complex64/128 as h5py's compound {r, i} of two float32/float64. The packed
+///   sub-byte floats (float4_e2m1fn, float6_*) have no HDF5 form (`holds`).
 /// - `metadata` becomes variable-length UTF-8 string attributes of the root group, in key order.
 /// - The file uses the HDF5 1.8 object format (readable by any HDF5 ≥ 1.8, including h5py's bundled library),
 ///   which also lifts the 64 KiB limit on attributes.
 public enum HDF5Writer {
     /// Writes one dataset per tensor to `path` (a temporary path the caller renames into place); attributes
     /// on the root group carry `metadata`.
+    /// Tensors of a dtype `holds` refuses are an error naming the first, or, with `skipUnsupported`, left out and
+    /// returned.
+    @discardableResult
     public static func write(_ sd: StateDict, toPath path: String, dtype: DType?, metadata: [String: String],
-                             progress: ((Int) -> Void)? = nil) throws {
+                             skipUnsupported: Bool = false, progress: ((Int) -> Void)? = nil) throws -> [TensorEntry] {
         H5.prepare()
-        let items = try WriterPlan.make(sd, cast: dtype, file: path)
+        let (items, skipped) = try WriterPlan.make(sd, cast: dtype, file: path, format: "HDF5", holds: holds, skipUnsupported: skipUnsupported)
         try OutputMetadata.check(metadata, file: path)
         let paths = try datasetPaths(items.map(\.entry.name), file: path)
         try H5.locked {
@@ -41,7 +47,11 @@ public enum HDF5Writer {
             }
             try session.finish()
         }
+        return skipped
     }
+
+    /// Whether HDF5 output holds tensors of `dtype` (all but the packed sub-byte floats).
+    public static func holds(_ dtype: DType) -> Bool { !dtype.isPacked }
 
     /// The HDF5 path components of each name (see the type's documentation for the flat fallback).
     static func datasetPaths(_ names: [String], file: String) throws -> [[String]] {
@@ -147,12 +157,21 @@ private struct WriteSession {
         case .int16: t = H5Tcopy(weights_h5t_std_i16le())
         case .int8: t = H5Tcopy(weights_h5t_std_i8le())
         case .uint8: t = H5Tcopy(weights_h5t_std_u8le())
+        // float8: the bytes, as uint8, plus a dtype attribute (see `dataset`).
+        case .float8_e4m3fn, .float8_e5m2, .float8_e4m3fnuz, .float8_e5m2fnuz, .float8_e8m0fnu: t = H5Tcopy(weights_h5t_std_u8le())
+        // The host is little-endian (as the tensor bytes), so the native unsigned types are the little-endian ones.
+        case .uint16: t = H5Tcopy(weights_h5t_native_uint16())
+        case .uint32: t = H5Tcopy(weights_h5t_native_uint32())
+        case .uint64: t = H5Tcopy(weights_h5t_native_uint64())
+        case .complex64: t = H5.complexType(weights_h5t_ieee_f32le(), size: 4)
+        case .complex128: t = H5.complexType(weights_h5t_ieee_f64le(), size: 8)
         case .bool:
             t = H5Tenum_create(weights_h5t_std_i8le())
             var no: Int8 = 0, yes: Int8 = 1
             if t >= 0 && (H5Tenum_insert(t, "FALSE", &no) < 0 || H5Tenum_insert(t, "TRUE", &yes) < 0) {
                 H5Tclose(t); t = -1
-            }
+            }        case .float4_e2m1fn, .float6_e2m3fn, .float6_e3m2fn:
+            throw CheckpointError("HDF5 output cannot hold packed \(dtype.rawValue) tensors", file: path)
         }
         guard t >= 0 else { throw CheckpointError("cannot make the HDF5 type for \(dtype.rawValue): \(H5.lastError())", file: path) }
         types[dtype] = t
@@ -184,8 +203,8 @@ private struct WriteSession {
             }
             guard status >= 0 else { throw CheckpointError("cannot write dataset '\(hdfPath)': \(H5.lastError())", file: path) }
         }
-        if tensor.dtype == .bfloat16 {
-            try stringAttribute(on: ds, name: "dtype", value: "bfloat16", objectPath: hdfPath)
+        if tensor.dtype == .bfloat16 || tensor.dtype.isFloat8 {
+            try stringAttribute(on: ds, name: "dtype", value: tensor.dtype.rawValue, objectPath: hdfPath)
         }
     }
 

@@ -105,14 +105,9 @@ struct NPYHeader {
         /// Bytes per element on disk.
         let itemSize: Int
         let bigEndian: Bool
-        /// Unsigned source (u2/u4/u8) widened into int64.
-        let unsignedSource: Bool
-        var note: String {
-            var s = ""
-            if unsignedSource { s += " (uint\(itemSize * 8) read as int64)" }
-            if bigEndian && itemSize > 1 { s += " (big-endian)" }
-            return s
-        }
+        var note: String { bigEndian && itemSize > 1 ? " (big-endian)" : "" }
+        /// Bytes swapped as one unit in big-endian data (each half of a complex number on its own).
+        var swapUnit: Int { dtype.isComplex ? itemSize / 2 : itemSize }
     }
     enum Kind {
         case tensor(Layout)
@@ -238,24 +233,27 @@ struct NPYHeader {
             CheckpointError("unsupported dtype '\(descr)': \(why)", offset: offset)
         }
         switch (kindChar, size) {
-        case ("f", 8): return .tensor(Layout(dtype: .float64, itemSize: 8, bigEndian: big, unsignedSource: false))
-        case ("f", 4): return .tensor(Layout(dtype: .float32, itemSize: 4, bigEndian: big, unsignedSource: false))
-        case ("f", 2): return .tensor(Layout(dtype: .float16, itemSize: 2, bigEndian: big, unsignedSource: false))
-        case ("i", 8): return .tensor(Layout(dtype: .int64, itemSize: 8, bigEndian: big, unsignedSource: false))
-        case ("i", 4): return .tensor(Layout(dtype: .int32, itemSize: 4, bigEndian: big, unsignedSource: false))
-        case ("i", 2): return .tensor(Layout(dtype: .int16, itemSize: 2, bigEndian: big, unsignedSource: false))
-        case ("i", 1): return .tensor(Layout(dtype: .int8, itemSize: 1, bigEndian: false, unsignedSource: false))
-        case ("u", 1): return .tensor(Layout(dtype: .uint8, itemSize: 1, bigEndian: false, unsignedSource: false))
-        case ("b", 1): return .tensor(Layout(dtype: .bool, itemSize: 1, bigEndian: false, unsignedSource: false))
-        case ("u", 2), ("u", 4), ("u", 8):
-            return .tensor(Layout(dtype: .int64, itemSize: size, bigEndian: big, unsignedSource: true))
+        case ("f", 8): return .tensor(Layout(dtype: .float64, itemSize: 8, bigEndian: big))
+        case ("f", 4): return .tensor(Layout(dtype: .float32, itemSize: 4, bigEndian: big))
+        case ("f", 2): return .tensor(Layout(dtype: .float16, itemSize: 2, bigEndian: big))
+        case ("i", 8): return .tensor(Layout(dtype: .int64, itemSize: 8, bigEndian: big))
+        case ("i", 4): return .tensor(Layout(dtype: .int32, itemSize: 4, bigEndian: big))
+        case ("i", 2): return .tensor(Layout(dtype: .int16, itemSize: 2, bigEndian: big))
+        case ("i", 1): return .tensor(Layout(dtype: .int8, itemSize: 1, bigEndian: false))
+        case ("u", 1): return .tensor(Layout(dtype: .uint8, itemSize: 1, bigEndian: false))
+        case ("b", 1): return .tensor(Layout(dtype: .bool, itemSize: 1, bigEndian: false))
+        case ("u", 2): return .tensor(Layout(dtype: .uint16, itemSize: 2, bigEndian: big))
+        case ("u", 4): return .tensor(Layout(dtype: .uint32, itemSize: 4, bigEndian: big))
+        case ("u", 8): return .tensor(Layout(dtype: .uint64, itemSize: 8, bigEndian: big))
+        case ("c", 8): return .tensor(Layout(dtype: .complex64, itemSize: 8, bigEndian: big))
+        case ("c", 16): return .tensor(Layout(dtype: .complex128, itemSize: 16, bigEndian: big))
         case ("S", let n) where n >= 0: return .strings(itemSize: n, unicode: false, bigEndian: big)
         case ("U", let n) where n >= 0 && n <= Int.max / 4: return .strings(itemSize: n * 4, unicode: true, bigEndian: big)
         case ("O", _): throw unsupported("object arrays hold pickled Python objects, which a .npy reader cannot load safely")
-        case ("c", _): throw unsupported("complex numbers are not supported")
+        case ("c", _): throw unsupported("only c8 (complex64) and c16 (complex128) complex numbers are supported")
         case ("V", _): throw unsupported("raw void data (e.g. ml_dtypes bfloat16 saved by numpy) has no defined element type")
         case ("M", _), ("m", _): throw unsupported("datetime arrays are not supported")
-        default: throw unsupported("only f8 f4 f2 i8 i4 i2 i1 u1 u2 u4 u8 b1 and S/U strings are supported")
+        default: throw unsupported("only f8 f4 f2 c8 c16 i8 i4 i2 i1 u1 u2 u4 u8 b1 and S/U strings are supported")
         }
     }
 
@@ -279,33 +277,13 @@ struct NPYHeader {
     /// Whether the bytes on disk are already the tensor's bytes (C order, little-endian, no widening), so that
     /// writers may copy them file-to-file.
     func isVerbatim(_ l: Layout) -> Bool {
-        !l.unsignedSource && !(l.bigEndian && l.itemSize > 1) && !(fortranOrder && shape.count > 1)
+        !(l.bigEndian && l.itemSize > 1) && !(fortranOrder && shape.count > 1)
     }
 
     /// Bytes on disk → C-ordered little-endian tensor.
     func decode(_ raw: UnsafeRawBufferPointer, _ l: Layout) throws -> Tensor {
-        let n = elementCount
-        var out: [UInt8]
-        if l.unsignedSource {
-            out = [UInt8](repeating: 0, count: n * 8)
-            try out.withUnsafeMutableBytes { d in
-                for i in 0..<n {
-                    var v: UInt64
-                    switch l.itemSize {
-                    case 2: let x = raw.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self); v = UInt64(l.bigEndian ? x.bigEndian : x.littleEndian)
-                    case 4: let x = raw.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self); v = UInt64(l.bigEndian ? x.bigEndian : x.littleEndian)
-                    default: let x = raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self); v = l.bigEndian ? x.bigEndian : x.littleEndian
-                    }
-                    guard v <= UInt64(Int64.max) else {
-                        throw CheckpointError("uint64 value \(v) at element \(i) does not fit in int64")
-                    }
-                    d.storeBytes(of: Int64(v).littleEndian, toByteOffset: i * 8, as: Int64.self)
-                }
-            }
-        } else {
-            out = Array(raw)
-            if l.bigEndian && l.itemSize > 1 { Self.byteSwap(&out, itemSize: l.itemSize) }
-        }
+        var out = Array(raw)
+        if l.bigEndian && l.swapUnit > 1 { Self.byteSwap(&out, itemSize: l.swapUnit) }
         let t = Tensor(dtype: l.dtype, shape: shape, bytes: out)
         return fortranOrder ? TensorLayout.fortranToC(t) : t
     }

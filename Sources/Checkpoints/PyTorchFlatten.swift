@@ -19,6 +19,7 @@ struct PickleFlattener {
     struct Output {
         var tensors: [TensorEntry] = []
         var metadata: [MetadataEntry] = []
+        var unsupported: [UnsupportedTensor] = []
     }
 
     /// The children of one container, enumerated lazily (a million-item list is not copied into name pairs).
@@ -84,12 +85,19 @@ struct PickleFlattener {
             guard seen.insert(name).inserted else {
                 throw CheckpointError("two entries flatten to the same name", key: name)
             }
+            // A tensor of a dtype or kind this reader cannot represent is listed, not an error for the whole file.
+            func tensor(_ t: TorchTensorRef) throws {
+                do { out.tensors.append(try makeTensor(name, t)) } catch let u as UnsupportedTensor.Kind {
+                    out.unsupported.append(UnsupportedTensor(name: name, what: u.what))
+                }
+            }
             switch v {
             case .tensor(let t):
-                out.tensors.append(try makeTensor(name, t))
+                try tensor(t)
             case .storage(let s):
-                let t = TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1])
-                out.tensors.append(try makeTensor(name, t))
+                try tensor(TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1]))
+            case .unsupportedTensor(let what):
+                out.unsupported.append(UnsupportedTensor(name: name, what: what))
             case .invalid(let message):
                 throw CheckpointError(message, key: name)
             default:
@@ -148,6 +156,7 @@ struct PickleFlattener {
             return .items(s.items)
         case .object(let o):
             if o.isModuleLike, let state = o.stateDict { return .named(try moduleChildren(state, name: name)) }
+            if let body = graphModuleBody(o) { return .named(try moduleChildren(body, name: name)) }
             if let d = o.dictItems, d.count > 0 { return .dict(keys: d.keys, values: d.values) }
             if !o.listItems.isEmpty { return .items(o.listItems) }
             if let state = o.stateDict { return .dict(keys: state.keys, values: state.values) }
@@ -157,6 +166,21 @@ struct PickleFlattener {
         default:
             return nil
         }
+    }
+
+    /// The reducers `torch.save` uses for a `torch.fx.GraphModule` (what `symbolic_trace` and onnx2torch give):
+    /// they take the module's `__dict__` (its "body") among their arguments, plus the generated code.
+    static let graphModuleReducers: Set<String> = [
+        "torch.fx.graph_module.reduce_graph_module", "torch.fx.graph_module.reduce_package_graph_module",
+        "torch.fx.graph_module.reduce_deploy_graph_module",
+    ]
+
+    /// The body dict of a pickled GraphModule, read like any module's `__dict__` (so the names are
+    /// `state_dict()`'s and the generated code is neither run nor kept as metadata), or nil.
+    static func graphModuleBody(_ o: PickleObject) -> PickleDict? {
+        guard let g = o.global, graphModuleReducers.contains(g.qualifiedName) else { return nil }
+        for case .dict(let d) in o.args where d.get("_parameters") != nil && d.get("_modules") != nil { return d }
+        return nil
     }
 
     static func dictChildren(_ d: PickleDict, name: String) throws -> [(String, PickleValue)] {

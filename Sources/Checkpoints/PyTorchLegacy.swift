@@ -112,6 +112,7 @@ package enum PyTorchLegacyReader {
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: nil, resolve: resolve)
         var sd = StateDict(format: .pytorchLegacy, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        sd.unsupported = flat.unsupported
         sd.neutralisedGlobals = TorchPickleResult.neutralisedGlobals(machine)
         return sd
     }

@@ -24,15 +24,14 @@ enum TorchTensorFactory {
     static func entry(name: String, tensor t: TorchTensorRef, resolve: (TorchStorageRef) throws -> StorageBacking) throws -> TensorEntry {
         let st = t.storage
         guard let storageDType = st.dtype else {
-            throw CheckpointError("tensor stored as \(TorchGlobals.describeStorageType(st)) is not supported (supported: "
-                                  + DType.allCases.map(\.rawValue).joined(separator: ", ") + ")", key: name)
+            throw UnsupportedTensor.Kind(what: "a tensor stored as \(TorchGlobals.describeStorageType(st))")
         }
         var dtype = storageDType
         if let dn = t.dtypeName {
             guard let known = TorchGlobals.torchDTypes[dn] else {
                 throw CheckpointError("tensor has unknown dtype torch.\(dn)", key: name)
             }
-            guard let d = known else { throw CheckpointError("tensor of dtype torch.\(dn) is not supported", key: name) }
+            guard let d = known else { throw UnsupportedTensor.Kind(what: "a torch.\(dn) tensor") }
             dtype = d
         }
         let es = dtype.byteSize
@@ -94,7 +93,8 @@ enum TorchTensorFactory {
             }
             var out = spanBytes == byteCount && isContiguous(finalShape, relStrides)
                 ? raw : StridedCopy.gather(raw, elementSize: es, shape: finalShape, strides: relStrides, count: count)
-            if backing.bigEndian && es > 1 { StridedCopy.byteSwap(&out, elementSize: es) }
+            // Complex elements are two floats, each swapped on its own.
+            if backing.bigEndian && es > 1 { StridedCopy.byteSwap(&out, elementSize: finalDType.isComplex ? es / 2 : es) }
             return Tensor(dtype: finalDType, shape: finalShape, bytes: out)
         }
         let verbatim = count > 0 && spanBytes == byteCount && isContiguous(shape, strides) && !(backing.bigEndian && es > 1)

@@ -54,6 +54,7 @@ package enum PyTorchZipReader {
         }
         let flat = try TorchPickleResult.flatten(root, machine: machine, member: pkl.name, resolve: resolve)
         var sd = StateDict(format: .pytorchZip, file: path, tensors: flat.tensors, metadata: flat.metadata)
+        sd.unsupported = flat.unsupported
         sd.neutralisedGlobals = TorchPickleResult.neutralisedGlobals(machine)
         return sd
     }
@@ -84,7 +85,7 @@ enum TorchPickleResult {
             }
             throw error
         }
-        if out.tensors.isEmpty, let why = machine.foreignGlobalSummary {
+        if out.tensors.isEmpty, out.unsupported.isEmpty, let why = machine.foreignGlobalSummary {
             throw CheckpointError("refusing pickle: it \(why) and holds no tensors", member: member)
         }
         return out

@@ -89,7 +89,7 @@ package enum SafetensorsReader {
             }
             guard case .string(let dtypeName) = try field("dtype").value else { throw bad("'dtype' is not a string") }
             guard let dtype = DType(safetensorsName: dtypeName) else {
-                throw bad("unsupported dtype '\(dtypeName)' (supported: \(DType.allCases.map(\.safetensorsName).joined(separator: ", ")))")
+                throw bad("unsupported dtype '\(dtypeName)' (supported: \(DType.allCases.compactMap(\.safetensorsCode).joined(separator: ", ")))")
             }
             guard case .array(let dims) = try field("shape").value else { throw bad("'shape' is not an array") }
             var shape: [Int] = []
@@ -100,6 +100,9 @@ package enum SafetensorsReader {
                 shape.append(v)
             }
             guard let nbytes = ShapeMath.byteCount(shape, dtype) else {
+                if dtype.isPacked, let n = ShapeMath.elementCount(shape), n < Int.max / 8 {
+                    throw bad("\(dtypeName) shape \(shape): \(n) elements of \(dtype.bitSize) bits do not fill whole bytes")
+                }
                 throw bad("shape \(shape) of \(dtype.rawValue) overflows")
             }
             guard case .array(let offs) = try field("data_offsets").value, offs.count == 2 else {

@@ -6,16 +6,25 @@ import TensorCore
 public enum SafetensorsWriter {
     /// Streams the tensors of `sd` (floating tensors cast to `dtype` when given) into `output` as safetensors,
     /// with `metadata` as the header's `__metadata__`. `progress` receives the number of tensor bytes written so far.
+    /// Tensors of a dtype safetensors has no code for (complex128) are an error naming the first, or, with
+    /// `skipUnsupported`, left out and returned.
+    @discardableResult
     public static func write(_ sd: StateDict, to output: AtomicOutput, dtype: DType?, metadata: [String: String],
-                             progress: ((Int) -> Void)? = nil) throws {
-        try write(sd, to: output, dtype: dtype, metadata: metadata, headerLimit: SafetensorsReader.maxHeaderBytes, progress: progress)
+                             skipUnsupported: Bool = false, progress: ((Int) -> Void)? = nil) throws -> [TensorEntry] {
+        try write(sd, to: output, dtype: dtype, metadata: metadata, headerLimit: SafetensorsReader.maxHeaderBytes,
+                  skipUnsupported: skipUnsupported, progress: progress)
     }
 
+    /// Whether safetensors holds tensors of `dtype` (all but complex128).
+    public static func holds(_ dtype: DType) -> Bool { dtype.safetensorsCode != nil }
+
     /// `write` with the header size limit as a parameter (tests use a small one).
+    @discardableResult
     static func write(_ sd: StateDict, to output: AtomicOutput, dtype: DType?, metadata: [String: String],
-                      headerLimit: Int, progress: ((Int) -> Void)? = nil) throws {
+                      headerLimit: Int, skipUnsupported: Bool = false, progress: ((Int) -> Void)? = nil) throws -> [TensorEntry] {
         let file = output.destination
-        let items = try WriterPlan.make(sd, cast: dtype, file: file)
+        let (items, skipped) = try WriterPlan.make(sd, cast: dtype, file: file, format: "safetensors", holds: holds,
+                                                   skipUnsupported: skipUnsupported)
         if items.contains(where: { $0.entry.name == "__metadata__" }) {
             throw CheckpointError("a tensor named '__metadata__' cannot be stored in safetensors", file: file, key: "__metadata__")
         }
@@ -43,6 +52,7 @@ public enum SafetensorsWriter {
             done += item.byteCount
             progress?(done)
         }
+        return skipped
     }
 
     /// The JSON header (unpadded) for `items`.

@@ -75,6 +75,19 @@ public struct TensorEntry: Sendable {
     }
 }
 
+/// A tensor found in a checkpoint that this reader cannot represent (a quantized, sparse or nested tensor, a
+/// complex32 one, …). It is listed rather than failing the whole file; `convert` refuses it by name unless told to
+/// skip such tensors.
+public struct UnsupportedTensor: Sendable, Equatable {
+    public var name: String
+    /// What it is: "a quantized tensor (rebuilt by torch._utils._rebuild_qtensor)", "a torch.complex32 tensor".
+    public var what: String
+    public init(name: String, what: String) { self.name = name; self.what = what }
+
+    /// Thrown by tensor factories for a tensor of a kind they cannot represent; the flattener lists it.
+    struct Kind: Error { let what: String }
+}
+
 /// The supported on-disk formats.
 public enum CheckpointFormat: String, Sendable, CaseIterable {
     case pytorchZip = "pytorch-zip"
@@ -96,6 +109,8 @@ public struct StateDict: Sendable {
     /// first-seen order). Each became an inert placeholder — nothing was imported or run — but their presence
     /// beside real tensors is worth telling the user (a payload riding along); `--strict` refuses such files.
     public var neutralisedGlobals: [String] = []
+    /// Tensors of kinds this reader cannot represent, listed by name (they are not in `tensors`).
+    public var unsupported: [UnsupportedTensor] = []
 
     public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
         self.format = format
@@ -130,7 +145,11 @@ public struct StateDict: Sendable {
         for m in metadata where m.name.hasPrefix(prefix) {
             out.metadata.append(MetadataEntry(name: String(m.name.dropFirst(prefix.count)), value: m.value))
         }
-        if out.tensors.isEmpty {
+        for var u in unsupported where u.name.hasPrefix(prefix) {
+            u.name = String(u.name.dropFirst(prefix.count))
+            out.unsupported.append(u)
+        }
+        if out.tensors.isEmpty && out.unsupported.isEmpty {
             let roots = Array(Set(tensors.map { $0.name.split(separator: ".").first.map(String.init) ?? $0.name })).sorted()
             let shown = roots.prefix(12).joined(separator: ", ")
             throw CheckpointError("no tensors under key '\(path)'; top-level keys are: \(shown)\(roots.count > 12 ? ", …" : "")",

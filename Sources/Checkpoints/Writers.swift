@@ -10,23 +10,36 @@ enum WriterPlan {
         let byteCount: Int
     }
 
-    /// Plans `sd` for writing to `file`: rejects duplicate or empty names and shapes whose size overflows.
-    static func make(_ sd: StateDict, cast: DType?, file: String) throws -> [Item] {
+    /// The dtype a tensor of `dtype` is written as under `cast`: the cast applies to real floating-point tensors
+    /// (float8 widens exactly to float32); complex, integer, bool and packed tensors keep their dtype.
+    static func outputDType(_ dtype: DType, cast: DType?) -> DType { dtype.cast(to: cast) }
+
+    /// Plans `sd` for writing to `file` in `format`: rejects duplicate or empty names and shapes whose size
+    /// overflows; a tensor whose dtype `holds` refuses is an error naming it, or with `skipUnsupported` is left
+    /// out and returned in `skipped`.
+    static func make(_ sd: StateDict, cast: DType?, file: String, format: String, holds: (DType) -> Bool,
+                     skipUnsupported: Bool) throws -> (items: [Item], skipped: [TensorEntry]) {
         var seen = Set<String>()
         var items: [Item] = []
+        var skipped: [TensorEntry] = []
         items.reserveCapacity(sd.tensors.count)
         for t in sd.tensors {
             guard !t.name.isEmpty else { throw CheckpointError("a tensor has an empty name", file: file) }
             guard seen.insert(t.name).inserted else {
                 throw CheckpointError("duplicate tensor name", file: file, key: t.name)
             }
-            let dtype = (cast != nil && t.dtype.isFloatingPoint) ? cast! : t.dtype
+            let dtype = outputDType(t.dtype, cast: cast)
+            guard holds(dtype) else {
+                if skipUnsupported { skipped.append(t); continue }
+                throw CheckpointError("\(format) cannot hold \(dtype.rawValue) tensors (--skip-unsupported leaves such tensors out)",
+                                      file: file, key: t.name)
+            }
             guard let n = ShapeMath.byteCount(t.shape, dtype) else {
                 throw CheckpointError("shape \(t.shape) of \(dtype.rawValue) overflows", file: file, key: t.name)
             }
             items.append(Item(entry: t, dtype: dtype, byteCount: n))
         }
-        return items
+        return (items, skipped)
     }
 
     /// Loads the tensor of `item`, checks it is what the entry promised, and casts it to the output dtype.

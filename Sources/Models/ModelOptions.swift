@@ -161,7 +161,7 @@ public struct ModelOptions: Sendable, Hashable {
     public mutating func apply(assignments: [String]) throws {
         for a in assignments {
             guard let eq = a.firstIndex(of: "="), eq != a.startIndex else {
-                throw ModelError.invalidOption(model: model, key: a, value: "", expected: "KEY=VALUE", valid: validList)
+                throw ModelError.malformedOption(model: model, text: a, valid: validList)
             }
             try set(String(a[..<eq]).trimmingCharacters(in: .whitespaces), text: String(a[a.index(after: eq)...]))
         }

@@ -103,10 +103,10 @@ public enum ModelRegistry {
         }
 
         /// Registered tensors in `state_dict()` order at the default options (meta build).
-        public var parameterSpecs: [ParameterSpec] { (try? describe().parameterSpecs) ?? [] }
+        public var parameterSpecs: [ParameterSpec] { get throws { try describe().parameterSpecs } }
 
         /// Trainable scalars at the default options.
-        public var parameterCount: Int { (try? describe().parameterCount) ?? 0 }
+        public var parameterCount: Int { get throws { try describe().parameterCount } }
     }
 
     public static let entries: [Entry] = families.flatMap { f in f.configurations.map { Entry(family: f, configuration: $0) } }

@@ -90,7 +90,7 @@ public enum InputTensor: Sendable, Equatable {
             guard t.dtype == .bool else { return nil }
             self = .bool(shape: t.shape, values: t.bytes.map { $0 != 0 })
         default:
-            guard !t.dtype.isFloatingPoint, t.dtype != .bool else { return nil }
+            guard t.dtype.isInteger else { return nil }
             let c = t.converted(to: .int64)
             let values = c.bytes.withUnsafeBytes { raw in
                 (0..<t.elementCount).map { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 8, as: Int64.self)) }
@@ -290,7 +290,7 @@ struct Setter: ParameterVisitor {
         guard value.shape.isEmpty else {
             error = .shapeMismatch(key: key, expected: [], found: value.shape); return
         }
-        guard !value.dtype.isFloatingPoint, value.dtype != .bool else {
+        guard value.dtype.isInteger else {
             error = .dtypeMismatch(key: key, expected: .int64, found: value.dtype); return
         }
         let converted = value.converted(to: .int64)

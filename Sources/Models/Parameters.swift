@@ -185,6 +185,8 @@ public enum ModelError: WeightsError, Equatable {
     case unknownOption(model: String, key: String, valid: [String])
     /// `--config KEY=VALUE` whose value does not parse as the option's type (or is out of range).
     case invalidOption(model: String, key: String, value: String, expected: String, valid: [String])
+    /// `--config TEXT` that is not `KEY=VALUE`.
+    case malformedOption(model: String, text: String, valid: [String])
 
     public var description: String {
         switch self {
@@ -207,6 +209,8 @@ public enum ModelError: WeightsError, Equatable {
             let keys = valid.map { String($0.prefix { $0 != " " }) }
             let hint = ModelError.nearest(key, in: keys).map { " (did you mean '\($0)'?)" } ?? ""
             return "model \(model) has no option '\(key)'\(hint); valid options: \(valid.joined(separator: ", "))"
+        case let .malformedOption(model, text, valid):
+            return "model \(model): option '\(text)': expected KEY=VALUE; valid options: \(valid.joined(separator: ", "))"
         case let .invalidOption(model, key, value, expected, valid):
             return "model \(model): option \(key)=\(value): expected \(expected); valid options: \(valid.joined(separator: ", "))"
         }

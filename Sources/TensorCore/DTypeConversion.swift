@@ -23,8 +23,10 @@ package enum DTypeConversion {
 
     /// Converts `count` little-endian elements of `from` into `to`. Floats to ints truncate toward zero
     /// (as `Tensor.to(int)` does in PyTorch); anything to bool is `!= 0`.
+    /// Requires `canConvert(from:to:)`.
     public static func convert(_ src: [UInt8], from: DType, to: DType, count: Int) -> [UInt8] {
         if from == to { return src }
+        precondition(canConvert(from: from, to: to), "no element conversion between \(from.rawValue) and \(to.rawValue)")
         return [UInt8](unsafeUninitializedCapacity: count * to.byteSize) { d, initialized in
             if count > 0 {
                 src.withUnsafeBytes { s in convert(s.baseAddress!, from: from, into: UnsafeMutableRawPointer(d.baseAddress!), to: to, count: count) }
@@ -36,7 +38,8 @@ package enum DTypeConversion {
     /// Raw-pointer form of `convert`, for streaming writers.
     public static func convert(_ s: UnsafeRawPointer, from: DType, into d: UnsafeMutableRawPointer, to: DType, count: Int) {
         if count == 0 { return }
-        if from == to { d.copyMemory(from: s, byteCount: count * from.byteSize); return }
+        if from == to { d.copyMemory(from: s, byteCount: ShapeMath.byteCount([count], from) ?? 0); return }
+        precondition(canConvert(from: from, to: to), "no element conversion between \(from.rawValue) and \(to.rawValue)")
         // Float paths: eight lanes at a time, split over the cores for large tensors. Exact: the same bits as the
         // scalar conversions (IEEE round-to-nearest-even, NaN kept as NaN), checked exhaustively by the tests.
         let kernel: (@Sendable (UnsafeRawPointer, UnsafeMutableRawPointer, Int) -> Void)?
@@ -64,8 +67,15 @@ package enum DTypeConversion {
         }
     }
 
-    /// Generic element value: exact for all integer types and float64.
-    enum Scalar { case f(Double); case i(Int64); case u(UInt64) }
+    /// Whether `convert` handles `from` → `to`: the same type, or two element-addressable types (the packed
+    /// sub-byte types convert to nothing else). Complex → real keeps the real part, as `torch.Tensor.real`;
+    /// callers that must not lose the imaginary part check `isComplex` first.
+    public static func canConvert(from: DType, to: DType) -> Bool {
+        from == to || (from.isConvertible && to.isConvertible)
+    }
+
+    /// Generic element value: exact for all integer types, float64 and the complex types.
+    enum Scalar { case f(Double); case i(Int64); case u(UInt64); case c(Double, Double) }
 
     @inline(__always) static func load(_ p: UnsafeRawPointer, _ t: DType, _ i: Int) -> Scalar {
         switch t {
@@ -73,37 +83,71 @@ package enum DTypeConversion {
         case .float32: return .f(Double(p.loadUnaligned(fromByteOffset: i * 4, as: Float.self)))
         case .float16: return .f(Double(f16ToFloat(p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))))
         case .bfloat16: return .f(Double(bf16ToFloat(p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))))
+        case .float8_e4m3fn, .float8_e5m2, .float8_e4m3fnuz, .float8_e5m2fnuz, .float8_e8m0fnu:
+            return .f(Double(Float8Format(t).decode(p.load(fromByteOffset: i, as: UInt8.self))))
+        case .complex64:
+            return .c(Double(p.loadUnaligned(fromByteOffset: i * 8, as: Float.self)), Double(p.loadUnaligned(fromByteOffset: i * 8 + 4, as: Float.self)))
+        case .complex128:
+            return .c(p.loadUnaligned(fromByteOffset: i * 16, as: Double.self), p.loadUnaligned(fromByteOffset: i * 16 + 8, as: Double.self))
         case .int64: return .i(p.loadUnaligned(fromByteOffset: i * 8, as: Int64.self))
         case .int32: return .i(Int64(p.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
         case .int16: return .i(Int64(p.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
         case .int8: return .i(Int64(p.load(fromByteOffset: i, as: Int8.self)))
+        case .uint64: return .u(p.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
+        case .uint32: return .u(UInt64(p.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
+        case .uint16: return .u(UInt64(p.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
         case .uint8: return .u(UInt64(p.load(fromByteOffset: i, as: UInt8.self)))
         case .bool: return .u(p.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0)
+        case .float4_e2m1fn, .float6_e2m3fn, .float6_e3m2fn: return .u(0)  // unreachable: canConvert excludes them
         }
     }
 
     @inline(__always) static func store(_ p: UnsafeMutableRawPointer, _ t: DType, _ i: Int, _ v: Scalar) {
         let dbl: Double
         let int: Int64
+        var imag = 0.0
+        func truncated(_ x: Double) -> Int64 {
+            x.isFinite ? Int64(clamping: Int64(exactly: x.rounded(.towardZero)) ?? (x < 0 ? Int64.min : Int64.max)) : 0
+        }
         switch v {
-        case .f(let x): dbl = x; int = x.isFinite ? Int64(clamping: Int64(exactly: x.rounded(.towardZero)) ?? (x < 0 ? Int64.min : Int64.max)) : 0
+        case .f(let x): dbl = x; int = truncated(x)
         case .i(let x): dbl = Double(x); int = x
         case .u(let x): dbl = Double(x); int = Int64(truncatingIfNeeded: x)
+        case .c(let re, let im): dbl = re; int = truncated(re); imag = im
         }
         switch t {
         case .float64: p.storeBytes(of: dbl, toByteOffset: i * 8, as: Double.self)
         case .float32: p.storeBytes(of: Float(dbl), toByteOffset: i * 4, as: Float.self)
         case .float16: p.storeBytes(of: floatToF16(Float(dbl)), toByteOffset: i * 2, as: UInt16.self)
         case .bfloat16: p.storeBytes(of: floatToBF16(Float(dbl)), toByteOffset: i * 2, as: UInt16.self)
+        case .float8_e4m3fn, .float8_e5m2, .float8_e4m3fnuz, .float8_e5m2fnuz, .float8_e8m0fnu:
+            p.storeBytes(of: Float8Format(t).encode(dbl), toByteOffset: i, as: UInt8.self)
+        case .complex64:
+            p.storeBytes(of: Float(dbl), toByteOffset: i * 8, as: Float.self)
+            p.storeBytes(of: Float(imag), toByteOffset: i * 8 + 4, as: Float.self)
+        case .complex128:
+            p.storeBytes(of: dbl, toByteOffset: i * 16, as: Double.self)
+            p.storeBytes(of: imag, toByteOffset: i * 16 + 8, as: Double.self)
         case .int64: p.storeBytes(of: int, toByteOffset: i * 8, as: Int64.self)
         case .int32: p.storeBytes(of: Int32(truncatingIfNeeded: int), toByteOffset: i * 4, as: Int32.self)
         case .int16: p.storeBytes(of: Int16(truncatingIfNeeded: int), toByteOffset: i * 2, as: Int16.self)
         case .int8: p.storeBytes(of: Int8(truncatingIfNeeded: int), toByteOffset: i, as: Int8.self)
+        case .uint64:
+            let u: UInt64
+            switch v {
+            case .u(let x): u = x
+            case .f(let x) where x >= 0x1p63 && x < 0x1p64: u = UInt64(x)   // above Int64.max: exact
+            default: u = UInt64(bitPattern: int)
+            }
+            p.storeBytes(of: u, toByteOffset: i * 8, as: UInt64.self)
+        case .uint32: p.storeBytes(of: UInt32(truncatingIfNeeded: int), toByteOffset: i * 4, as: UInt32.self)
+        case .uint16: p.storeBytes(of: UInt16(truncatingIfNeeded: int), toByteOffset: i * 2, as: UInt16.self)
         case .uint8: p.storeBytes(of: UInt8(truncatingIfNeeded: int), toByteOffset: i, as: UInt8.self)
         case .bool:
             let nz: Bool
-            switch v { case .f(let x): nz = x != 0; case .i(let x): nz = x != 0; case .u(let x): nz = x != 0 }
+            switch v { case .f(let x): nz = x != 0; case .i(let x): nz = x != 0; case .u(let x): nz = x != 0; case .c(let a, let b): nz = a != 0 || b != 0 }
             p.storeBytes(of: nz ? 1 : 0, toByteOffset: i, as: UInt8.self)
+        case .float4_e2m1fn, .float6_e2m3fn, .float6_e3m2fn: break  // unreachable: canConvert excludes them
         }
     }
 

@@ -12,11 +12,13 @@ public enum ShapeMath {
         return count
     }
 
-    /// Bytes needed for `shape` of `dtype`, or nil on overflow / negative dimension.
+    /// Bytes needed for `shape` of `dtype`, or nil on overflow / negative dimension, or when the elements of a
+    /// packed sub-byte dtype do not fill whole bytes (safetensors' rule for `F4` / `F6_*`).
     public static func byteCount(_ shape: [Int], _ dtype: DType) -> Int? {
         guard let n = elementCount(shape) else { return nil }
-        let (p, o) = n.multipliedReportingOverflow(by: dtype.byteSize)
-        return o ? nil : p
+        let (bits, o) = n.multipliedReportingOverflow(by: dtype.bitSize)
+        guard !o, bits % 8 == 0 else { return nil }
+        return bits / 8
     }
 
     /// Product of `dims` with every partial product checked (unlike `elementCount`, a zero does not hide an

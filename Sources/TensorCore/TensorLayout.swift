@@ -8,9 +8,11 @@ package struct LayoutError: WeightsError {
 package enum TensorLayout {
     /// `t.permute(perm).contiguous()`: output dim d is input dim `perm[d]`. `perm` must be a permutation of
     /// `0..<rank` (callers validate it).
+    /// Packed sub-byte dtypes cannot be permuted (callers check `dtype.isPacked`).
     public static func permute(_ t: Tensor, _ perm: [Int]) -> Tensor {
         let rank = t.shape.count
         if perm == Array(0..<rank) { return t }
+        precondition(!t.dtype.isPacked, "permute of a packed \(t.dtype.rawValue) tensor")
         let outShape = perm.map { t.shape[$0] }
         let inStrides = ShapeMath.contiguousStrides(t.shape)
         let srcStrides = perm.map { inStrides[$0] }   // input stride of each output dim
@@ -20,7 +22,8 @@ package enum TensorLayout {
         case 1: out = gather(t.bytes, UInt8.self, outShape, srcStrides, n)
         case 2: out = gather(t.bytes, UInt16.self, outShape, srcStrides, n)
         case 4: out = gather(t.bytes, UInt32.self, outShape, srcStrides, n)
-        default: out = gather(t.bytes, UInt64.self, outShape, srcStrides, n)
+        case 8: out = gather(t.bytes, UInt64.self, outShape, srcStrides, n)
+        default: out = gather(t.bytes, SIMD2<UInt64>.self, outShape, srcStrides, n)  // complex128
         }
         return Tensor(dtype: t.dtype, shape: outShape, bytes: out)
     }
@@ -73,6 +76,7 @@ package enum TensorLayout {
     /// Concatenates tensors along `dim` (all other dims and the dtype must agree).
     public static func concat(_ ts: [Tensor], dim: Int) throws -> Tensor {
         guard let first = ts.first else { throw LayoutError("concat of no tensors") }
+        guard !first.dtype.isPacked else { throw LayoutError("concat: packed \(first.dtype.rawValue) tensors cannot be re-laid out") }
         let rank = first.shape.count
         let d = dim < 0 ? dim + rank : dim
         guard d >= 0 && d < rank else { throw LayoutError("concat: dim \(dim) is out of range for shape \(first.shape)") }
@@ -105,6 +109,7 @@ package enum TensorLayout {
     public static func split(_ t: Tensor, dim: Int, sizes: [Int]) throws -> [Tensor] {
         let rank = t.shape.count
         let d = dim < 0 ? dim + rank : dim
+        guard !t.dtype.isPacked else { throw LayoutError("split: a packed \(t.dtype.rawValue) tensor cannot be re-laid out") }
         guard d >= 0 && d < rank else { throw LayoutError("split: dim \(dim) is out of range for shape \(t.shape)") }
         guard sizes.allSatisfy({ $0 >= 0 }), ShapeMath.sum(sizes) == t.shape[d] else {
             throw LayoutError("split: sizes \(sizes) do not add up to dim \(dim) of shape \(t.shape)")

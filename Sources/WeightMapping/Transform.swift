@@ -94,7 +94,12 @@ public enum Transform: Sendable, Equatable, CustomStringConvertible {
         case .reshape, .flatten, .squeeze, .unsqueeze:
             return t.reshaped(shape)
         case .cast(let target):
+            guard DTypeConversion.canConvert(from: t.dtype, to: target), !(t.dtype.isComplex && !target.isComplex) else {
+                throw LayoutError("cast: a \(t.dtype.rawValue) tensor does not convert to \(target.rawValue)")
+            }
             return t.converted(to: target)
+        case .transpose where t.dtype.isPacked, .permute where t.dtype.isPacked:
+            throw LayoutError("\(self): a packed \(t.dtype.rawValue) tensor cannot be re-laid out")
         case .transpose:
             var p = Array(0..<t.shape.count)
             p.swapAt(p.count - 1, p.count - 2)

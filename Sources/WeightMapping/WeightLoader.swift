@@ -36,7 +36,14 @@ public enum WeightLoader {
                     continue
                 }
                 var value = try t.entry.load()
-                if value.dtype != want.dtype { value = value.converted(to: want.dtype) }
+                if value.dtype != want.dtype {
+                    // No silent loss of an imaginary part, no element access into packed sub-byte data.
+                    guard DTypeConversion.canConvert(from: value.dtype, to: want.dtype), !(value.dtype.isComplex && !want.dtype.isComplex) else {
+                        throw MappingError("'\(t.key)' is \(value.dtype.rawValue) in \(r.file); the model needs \(want.dtype.rawValue)",
+                                           kind: .cannotAssign, report: report)
+                    }
+                    value = value.converted(to: want.dtype)
+                }
                 if let earlier = provided[t.key] {
                     if earlier.tensor.bytes == value.bytes {
                         report.notes.append("'\(t.key)' is provided with identical values by \(earlier.file) and \(r.file)")

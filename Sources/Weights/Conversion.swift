@@ -39,14 +39,18 @@ public struct ConversionOptions: Sendable {
     /// Refuse a pickle naming globals outside the allowlist (by default they become inert placeholders and
     /// `PreparedConversion.notices` says so).
     public var strictGlobals: Bool
+    /// Leave out the tensors the output format cannot hold (listed in `ConversionResult.skipped`) instead of
+    /// refusing the conversion naming the first of them.
+    public var skipUnsupported: Bool
     /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
     public var read: ReadOptions = ReadOptions()
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
-                strictGlobals: Bool = false) {
+                strictGlobals: Bool = false, skipUnsupported: Bool = false) {
         self.format = format; self.dtype = dtype; self.key = key; self.mapping = mapping; self.model = model
         self.modelConfig = modelConfig; self.overwrite = overwrite; self.durable = durable; self.strictGlobals = strictGlobals
+        self.skipUnsupported = skipUnsupported
     }
 }
 
@@ -74,8 +78,7 @@ public struct PreparedConversion: Sendable {
     /// Bytes the output's tensor data takes (after any cast).
     public func outputBytes(cast: DType?) -> Int {
         stateDict.tensors.reduce(0) { acc, t in
-            let dt = (cast != nil && t.dtype.isFloatingPoint) ? cast! : t.dtype
-            return acc + (ShapeMath.byteCount(t.shape, dt) ?? 0)
+            acc + (ShapeMath.byteCount(t.shape, t.dtype.cast(to: cast)) ?? 0)
         }
     }
 }
@@ -87,6 +90,8 @@ public struct ConversionResult: Sendable {
     public let prepared: PreparedConversion
     public let bytesWritten: Int
     public let seconds: Double
+    /// Tensors left out under `skipUnsupported`, each with the reason (the output format cannot hold its dtype).
+    public var skipped: [(name: String, reason: String)] = []
 }
 
 /// The convert pipeline: read a checkpoint, pick and apply the mapping table, check the result against a target
@@ -130,17 +135,30 @@ public enum Converter {
     public static func write(_ prepared: PreparedConversion, to output: String, options: ConversionOptions,
                              progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
         let start = Date()
+        // Tensors the reader could not represent: an error naming the first, unless they are to be skipped.
+        let unreadable = prepared.source.unsupported
+        if let u = unreadable.first, !options.skipUnsupported {
+            throw CheckpointError("\(u.what) cannot be converted (--skip-unsupported leaves such tensors out)", file: prepared.source.file, key: u.name)
+        }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
+        let skipped: [TensorEntry]
+        let formatName: String
         switch options.format {
         case .safetensors:
-            try SafetensorsWriter.write(prepared.stateDict, to: out, dtype: options.dtype, metadata: prepared.metadata, progress: progress)
+            formatName = "safetensors"
+            skipped = try SafetensorsWriter.write(prepared.stateDict, to: out, dtype: options.dtype, metadata: prepared.metadata,
+                                                  skipUnsupported: options.skipUnsupported, progress: progress)
         case .h5:
-            try HDF5Writer.write(prepared.stateDict, toPath: out.temporaryPath, dtype: options.dtype, metadata: prepared.metadata, progress: progress)
+            formatName = "HDF5"
+            skipped = try HDF5Writer.write(prepared.stateDict, toPath: out.temporaryPath, dtype: options.dtype, metadata: prepared.metadata,
+                                           skipUnsupported: options.skipUnsupported, progress: progress)
         }
         try out.commit(durable: options.durable)
         let written = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
-        return ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
-                                seconds: Date().timeIntervalSince(start))
+        var result = ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
+                                      seconds: Date().timeIntervalSince(start))
+        result.skipped = unreadable.map { ($0.name, "\($0.what) cannot be converted") } + skipped.map { ($0.name, "\(formatName) cannot hold \($0.dtype.cast(to: options.dtype).rawValue) tensors") }
+        return result
     }
 
     /// The checkpoint seen through the chosen table (names unchanged for `none`), and the table's name.

@@ -75,7 +75,7 @@ private struct BulkSetter: ParameterVisitor {
 
     mutating func visit(key: String, int64: inout Int64) {
         guard let v = values[key] else { return }
-        guard v.shape.isEmpty, !v.dtype.isFloatingPoint, v.dtype != .bool else {
+        guard v.shape.isEmpty, v.dtype.isInteger else {
             problem = problem ?? (key, "expected an int64 scalar, got \(v.dtype.rawValue) \(v.shape)")
             return
         }

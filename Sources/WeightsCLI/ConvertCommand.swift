@@ -41,6 +41,9 @@ struct ConvertCommand: ParsableCommand {
     @Flag(name: .long, help: "Wait until the output is on disk (fsync) before moving it into place.")
     var sync = false
 
+    @Flag(name: .long, help: "Leave out the tensors the output format cannot hold (complex128 in safetensors, packed float4/float6 in HDF5), listing each on stderr, instead of refusing the conversion.")
+    var skipUnsupported = false
+
     @Flag(name: .customLong("verify-crc"), help: "Also check the CRC-32 of zip members copied without decoding (reads them once more; members read into memory are always checked).")
     var verifyCRC = false
 
@@ -61,7 +64,7 @@ struct ConvertCommand: ParsableCommand {
         }
         var options = ConversionOptions(format: format, dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), key: key,
                                         mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
-                                        durable: sync, strictGlobals: strict)
+                                        durable: sync, strictGlobals: strict, skipUnsupported: skipUnsupported)
         options.read = ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)
         let prepared: PreparedConversion
         do {
@@ -76,13 +79,14 @@ struct ConvertCommand: ParsableCommand {
         let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()
+        for s in result.skipped { printNotice("skipped '\(s.name)': \(s.reason)", kind: "note") }
         print("\(TerminalText.escape(input)) (\(sd.format.rawValue)) -> \(TerminalText.escape(outPath)) (\(to.rawValue))")
         if let tableName = prepared.table {
             print("mapping: \(TerminalText.escape(tableName)) (tensors renamed and transformed to model keys)")
         } else if mapping == "auto" {
             print("mapping: none (no mapping table recognises these keys; names kept as in the checkpoint)")
         }
-        print("tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(result.bytesWritten))  time: \(String(format: "%.2f", result.seconds)) s")
+        print("tensors: \(sd.tensors.count - result.skipped.count)\(result.skipped.isEmpty ? "" : " (\(result.skipped.count) skipped)")  parameters: \(formatCount(sd.totalElements))  written: \(formatBytes(result.bytesWritten))  time: \(String(format: "%.2f", result.seconds)) s")
         if !sd.metadata.isEmpty { print("metadata entries carried: \(sd.metadata.count - prepared.droppedMetadata.count)") }
     }
 }

@@ -37,8 +37,9 @@ struct InspectCommand: ParsableCommand {
                     ("shape", .array(t.shape.map { .int(Int64($0)) })),
                     ("bytes", .int(Int64(t.byteCount))),
                     ("location", .string(t.location)),
-                ])
+                ] + (unwritable(t.dtype).isEmpty ? [] : [("cannot_write_to", .array(unwritable(t.dtype).map { .string($0) }))]))
             })),
+            ("unsupported", .array(sd.unsupported.map { .object([("name", .string($0.name)), ("what", .string($0.what))]) })),
             ("totals", .object([
                 ("tensors", .int(Int64(sd.tensors.count))),
                 ("parameters", .int(Int64(sd.totalElements))),
@@ -46,6 +47,11 @@ struct InspectCommand: ParsableCommand {
             ])),
             ("metadata", .object(sd.metadata.map { ($0.name, metaJSON($0.value)) })),
         ])
+    }
+
+    /// The output formats (`convert --to`) that cannot hold tensors of `dtype`.
+    static func unwritable(_ dtype: DType) -> [String] {
+        (SafetensorsWriter.holds(dtype) ? [] : ["safetensors"]) + (HDF5Writer.holds(dtype) ? [] : ["h5"])
     }
 
     static func metaJSON(_ v: MetaValue) -> JSON {
@@ -64,10 +70,18 @@ struct InspectCommand: ParsableCommand {
         // Names, locations and metadata come from the file: escaped so they cannot break lines or drive the terminal.
         let e = { (s: String) in TerminalText.escape(s) }
         var out = "file: \(e(sd.file))\nformat: \(sd.format.rawValue)\n"
-        let rows = sd.tensors.map { t in
+        // A note column only when some tensor has no form in an output format.
+        let notes = sd.tensors.map { t in unwritable(t.dtype).isEmpty ? "" : "no " + unwritable(t.dtype).joined(separator: "/") + " form" }
+        let noted = notes.contains { !$0.isEmpty }
+        let rows = zip(sd.tensors, notes).map { t, note in
             [e(t.name), t.dtype.rawValue, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", String(t.byteCount), e(t.location)]
+                + (noted ? [note] : [])
         }
-        out += TextTable.render(header: ["name", "dtype", "shape", "bytes", "location"], rows: rows, rightAligned: [3])
+        out += TextTable.render(header: ["name", "dtype", "shape", "bytes", "location"] + (noted ? ["note"] : []), rows: rows, rightAligned: [3])
+        if !sd.unsupported.isEmpty {
+            out += "not readable (\(sd.unsupported.count); convert needs --skip-unsupported):\n"
+            for u in sd.unsupported { out += "  \(e(u.name)): \(e(u.what))\n" }
+        }
         out += "tensors: \(sd.tensors.count)  parameters: \(formatCount(sd.totalElements))  bytes: \(formatBytes(sd.totalBytes))\n"
         if !sd.metadata.isEmpty {
             out += "metadata:\n"

@@ -327,7 +327,13 @@ final class PickleMachineTests: XCTestCase {
         XCTAssertTrue(error(size: [-1, 4], stride: [4, 1]).contains("negative dimension"))
         XCTAssertTrue(error(size: [2], stride: [-1]).contains("negative stride"))
         XCTAssertTrue(error(size: [2, 2], stride: [1]).contains("2 sizes but 1 strides"))
-        XCTAssertTrue(error(size: [2], stride: [1], storage: "ComplexFloatStorage").contains("complex64"))
+        // A storage type this reader cannot represent is not an error: the tensor is listed by name.
+        let w = PickleWriter()
+        w.emptyDict().mark().str("q").tensor(storage: "QInt8Storage", key: "0", numel: 12, offset: 0, size: [2], stride: [1])
+        w.str("f").tensor(key: "1", numel: 1, offset: 0, size: [], stride: []).setItems().stop()
+        let out = try? flatten(w, storages: ["0": [UInt8](repeating: 0, count: 12), "1": [0, 0, 0x80, 0x3F]])
+        XCTAssertEqual(out?.unsupported, [UnsupportedTensor(name: "q", what: "a tensor stored as torch.QInt8Storage (qint8)")])
+        XCTAssertEqual(out?.tensors.map(\.name), ["f"])
         XCTAssertTrue(error(size: [0x7FFF_FFFF, 0x7FFF_FFFF, 0x7FFF_FFFF], stride: [0, 0, 0]).contains("overflows"))
         XCTAssertTrue(error(size: [65536, 65536], stride: [0, 0]).contains("expands"))   // 16 GiB from 4 bytes
     }

@@ -265,7 +265,7 @@ final class CLITests: XCTestCase {
 
     private func expectedFixtures() throws -> [(String, [String: Any])] {
         var out: [(String, [String: Any])] = []
-        for sub in ["torch", "hdf5", "numpy", "safetensors"] {
+        for sub in ["torch", "hdf5", "numpy", "safetensors", "realfiles"] {
             for f in try FileManager.default.contentsOfDirectory(atPath: fixture(sub)).sorted() where f.hasSuffix(".expected.json") {
                 let path = fixture(sub + "/" + String(f.dropLast(".expected.json".count)))
                 out.append((path, try loadExpected(path)))

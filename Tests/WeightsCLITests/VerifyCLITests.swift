@@ -177,4 +177,27 @@ final class VerifyCLITests: XCTestCase {
         XCTAssertEqual(head.status, 1)
         XCTAssertTrue(head.stderr.contains("fc.weight"), head.stderr)
     }
+
+    /// A tuple output through the CLI: STN's (transformed image, logits) are compared and reported one by one.
+    func testVerifyReportsEveryOutputOfATuple() throws {
+        let fixtures = "\(Self.tests)/ModelsTests/Fixtures"
+        let args = ["verify", "--model", "stn_tiny", "--weights", "\(fixtures)/stn_tiny.weights.safetensors",
+                    "--reference", "\(fixtures)/stn_tiny.reference.safetensors"]
+        let r = try CLI.run(args + ["--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let outputs = try XCTUnwrap(try json(r.stdout)["outputs"] as? [[String: Any]])
+        XCTAssertEqual(outputs.map { $0["name"] as? String }, ["output.0", "output.1"])
+        XCTAssertTrue(outputs.allSatisfy { $0["passed"] as? Bool == true })
+        XCTAssertEqual(outputs[1]["top1_agreement"] as? Double, 1)
+        let text = try CLI.run(args)
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stdout.contains("ok   output.0 [2, 3, 12, 16]"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("ok   output.1 [2, 10]"), text.stdout)
+        // The same weights against a single-output model's reference: one error naming the file and the outputs.
+        let wrong = try CLI.run(["verify", "--model", "stn_tiny", "--weights", "\(fixtures)/stn_tiny.weights.safetensors",
+                                 "--reference", reference("resnet18_tiny")])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertEqual(wrong.stderr.split(separator: "\n").count, 1, wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("resnet18_tiny.reference.safetensors"), wrong.stderr)
+    }
 }

@@ -31,9 +31,11 @@ enum PickleValue {
     case storage(TorchStorageRef)
     /// A dense tensor view of a storage, from `_rebuild_tensor_v2` and friends.
     case tensor(TorchTensorRef)
-    /// Something recognised but not supported (a quantized or sparse tensor, malformed rebuild arguments).
-    /// Flattening it is an error that names its key.
+    /// Something malformed (rebuild arguments of the wrong kinds). Flattening it is an error that names its key.
     case invalid(String)
+    /// A tensor of a kind this reader cannot represent (quantized, sparse, nested, meta, …), described. Flattening
+    /// lists it in `StateDict.unsupported` under its name; the file's other tensors are unaffected.
+    case unsupportedTensor(String)
 
     /// A short name for the kind of value, used in error messages.
     var kindName: String {
@@ -54,6 +56,7 @@ enum PickleValue {
         case .storage: return "storage"
         case .tensor: return "tensor"
         case .invalid: return "unsupported value"
+        case .unsupportedTensor: return "unsupported tensor"
         }
     }
 

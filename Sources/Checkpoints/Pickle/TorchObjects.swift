@@ -25,9 +25,10 @@ enum TorchGlobals {
         "float16": .float16, "half": .float16, "bfloat16": .bfloat16,
         "int64": .int64, "long": .int64, "int32": .int32, "int": .int32, "int16": .int16, "short": .int16,
         "int8": .int8, "uint8": .uint8, "bool": .bool,
-        "complex32": nil, "chalf": nil, "complex64": nil, "cfloat": nil, "complex128": nil, "cdouble": nil,
-        "uint16": nil, "uint32": nil, "uint64": nil,
-        "float8_e4m3fn": nil, "float8_e5m2": nil, "float8_e4m3fnuz": nil, "float8_e5m2fnuz": nil, "float8_e8m0fnu": nil,
+        "complex32": nil, "chalf": nil, "complex64": .complex64, "cfloat": .complex64, "complex128": .complex128, "cdouble": .complex128,
+        "uint16": .uint16, "uint32": .uint32, "uint64": .uint64,
+        "float8_e4m3fn": .float8_e4m3fn, "float8_e5m2": .float8_e5m2, "float8_e4m3fnuz": .float8_e4m3fnuz,
+        "float8_e5m2fnuz": .float8_e5m2fnuz, "float8_e8m0fnu": .float8_e8m0fnu,
         "float4_e2m1fn_x2": nil,
         "qint8": nil, "quint8": nil, "qint32": nil, "quint4x2": nil, "quint2x4": nil,
         "bits1x8": nil, "bits2x4": nil, "bits4x2": nil, "bits8": nil, "bits16": nil,
@@ -41,7 +42,7 @@ enum TorchGlobals {
         "BFloat16Storage": (.bfloat16, "bfloat16", 2), "LongStorage": (.int64, "int64", 8), "IntStorage": (.int32, "int32", 4),
         "ShortStorage": (.int16, "int16", 2), "CharStorage": (.int8, "int8", 1), "ByteStorage": (.uint8, "uint8", 1),
         "BoolStorage": (.bool, "bool", 1), "UntypedStorage": (.uint8, "uint8", 1),
-        "ComplexFloatStorage": (nil, "complex64", 8), "ComplexDoubleStorage": (nil, "complex128", 16),
+        "ComplexFloatStorage": (.complex64, "complex64", 8), "ComplexDoubleStorage": (.complex128, "complex128", 16),
         "QInt8Storage": (nil, "qint8", 1), "QUInt8Storage": (nil, "quint8", 1), "QInt32Storage": (nil, "qint32", 4),
         "QUInt4x2Storage": (nil, "quint4x2", 1), "QUInt2x4Storage": (nil, "quint2x4", 1),
     ]
@@ -79,6 +80,9 @@ enum TorchGlobals {
         "builtins.dict", "builtins.tuple", "builtins.object", "builtins.bytes",
         "_codecs.encode", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
         "numpy.core.multiarray.scalar", "numpy.dtype", "builtins.complex",
+        // TorchScript archives wrap typed lists and tagged values; each returns its first argument.
+        "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_floatlist", "torch.jit._pickle.build_boollist",
+        "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.restore_type_tag",
         // Inert torch enums that appear as arguments (quantization schemes, layouts, memory formats).
         "torch.per_tensor_affine", "torch.per_channel_affine", "torch.per_tensor_symmetric", "torch.per_channel_symmetric",
         "torch.per_channel_affine_float_qparams", "torch.strided", "torch.sparse_coo", "torch.sparse_csr",
@@ -132,7 +136,7 @@ enum TorchGlobals {
             return try call(args[0], args: inner, machine: machine, depth: depth + 1)
         case ("torch._utils", let name) where unsupportedRebuilds[name] != nil:
             machine.unsupportedTensorsBuilt += 1
-            return .invalid("\(unsupportedRebuilds[name] ?? name) is not supported (rebuilt by \(g.qualifiedName))")
+            return .unsupportedTensor("\(unsupportedRebuilds[name] ?? name) (rebuilt by \(g.qualifiedName))")
         case ("collections", "OrderedDict"), ("builtins", "dict"), ("collections", "defaultdict"):
             let d = arena.dict()
             // OrderedDict(pairs) / dict(pairs); defaultdict's first argument is its factory.
@@ -178,6 +182,8 @@ enum TorchGlobals {
         case ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"):
             guard let cls = args.first else { return .invalid("\(g.qualifiedName) called without arguments") }
             return try newObject(cls, args: Array(args.dropFirst()), kwargs: nil, machine: machine)
+        case ("torch.jit._pickle", _):
+            return args.first ?? .none
         case ("numpy.core.multiarray", "scalar"):
             return numpyScalar(args) ?? .object(arena.object(callable: callable, args: args))
         default:

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Writes Tests/CheckpointsTests/Fixtures/realfiles: checkpoints with every dtype torch, safetensors, numpy and HDF5
+define (issue 10), written by the real libraries, with `.expected.json` files in the format make_fixtures.py
+documents (read back through the owning library: torch.load, safetensors, numpy.load, h5py).
+
+Run:   /work/venv/bin/python Tools/make_realfile_fixtures.py
+
+Made with: Python 3.11.7, torch 2.15.0, numpy 2.4.6, h5py 3.16.0, safetensors 0.8.0 (the versions used are
+recorded in realfiles/VERSIONS.txt). Deterministic (fixed values, no timestamps in what the tests compare).
+
+dtype names in the expected files are torch's (complex64, uint16, float8_e4m3fn, …); safetensors' packed sub-byte
+types use float4_e2m1fn / float6_e2m3fn / float6_e3m2fn, and their "hex" is the packed bytes as stored.
+"""
+
+import collections
+import json
+import os
+import platform
+import shutil
+import struct
+import sys
+
+import numpy as np
+import safetensors
+import safetensors.torch
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_fixtures as mf  # noqa: E402  (helpers: expected-file writer, byte helpers)
+
+ROOT = os.path.join(mf.ROOT, "realfiles")
+mf.NUMPY_DTYPE_NAMES.update({"u2": "uint16", "u4": "uint32", "u8": "uint64", "c8": "complex64", "c16": "complex128"})
+
+
+def out(name):
+    os.makedirs(ROOT, exist_ok=True)
+    return os.path.join(ROOT, name)
+
+
+def f8(values, dtype):
+    return torch.tensor(values, dtype=torch.float32).to(dtype)
+
+
+def every_dtype_dict():
+    """The dtypes the classic fixtures do not cover, with edge values (NaN, inf, max, subnormals, negative zero)."""
+    d = collections.OrderedDict()
+    d["complex64"] = torch.tensor([[1 + 2j, -3.5j], [float("inf") + 0j, complex(0.0, -0.0)]], dtype=torch.complex64)
+    d["complex128"] = torch.tensor([1e300 - 1e-300j, -0.25 + 7j, complex(float("nan"), 1.0)], dtype=torch.complex128)
+    d["uint16"] = torch.tensor([0, 1, 65535, 40000], dtype=torch.int32).to(torch.uint16)
+    d["uint32"] = torch.tensor([0, 4294967295, 3000000000], dtype=torch.int64).to(torch.uint32)
+    d["uint64"] = torch.tensor([0, 1, 2 ** 63 - 1], dtype=torch.int64).to(torch.uint64)
+    d["uint64_high"] = torch.tensor([-1, -(2 ** 63)], dtype=torch.int64).view(torch.uint64)   # 2^64-1, 2^63
+    d["float8_e4m3fn"] = f8([0.0, -0.0, 1.0, -1.5, 448.0, 2 ** -9, float("nan"), 0.3], torch.float8_e4m3fn)
+    d["float8_e5m2"] = f8([0.0, -2.0, 57344.0, 2 ** -16, float("inf"), float("-inf"), float("nan"), 0.3], torch.float8_e5m2)
+    d["float8_e4m3fnuz"] = f8([0.0, 1.0, -240.0, 2 ** -10, float("nan"), 0.3], torch.float8_e4m3fnuz)
+    d["float8_e5m2fnuz"] = f8([0.0, 1.0, -57344.0, 2 ** -17, float("nan"), 0.3], torch.float8_e5m2fnuz)
+    d["float8_e8m0fnu"] = f8([1.0, 2.0 ** -127, 2.0 ** 127, 0.5, float("nan")], torch.float8_e8m0fnu)
+    d["bool"] = torch.tensor([True, False, True])
+    d["float32"] = torch.tensor([[0.5, -1.0], [3.0, 1e-3]])
+    # Views of the new dtypes: a transposed complex tensor, a strided uint16 slice, a float8 slice with an offset.
+    d["views"] = collections.OrderedDict([
+        ("complex_t", d["complex64"].t()),
+        ("uint16_step", d["uint16"][::2]),
+        ("e4m3_tail", d["float8_e4m3fn"][3:]),
+    ])
+    return d
+
+
+def make_torch():
+    made = []
+    d = every_dtype_dict()
+    made.append(mf.torch_fixture(d, "every_dtype_zip.pth", legacy=False, protocol=2,
+                                 notes="complex, unsigned and float8 tensors (torch >= 2.x: UntypedStorage plus a dtype)"))
+    # The legacy format writes the complex storages by class name (ComplexFloatStorage, ComplexDoubleStorage).
+    legacy = collections.OrderedDict([("complex64", d["complex64"]), ("complex128", d["complex128"]),
+                                      ("complex_t", d["complex64"].t()), ("float32", d["float32"])])
+    made.append(mf.torch_fixture(legacy, "complex_legacy.pth", legacy=True, protocol=2,
+                                 notes="complex storages of the legacy format"))
+    for p in made:
+        os.replace(p, out(os.path.basename(p)))
+        os.replace(p + ".expected.json", out(os.path.basename(p)) + ".expected.json")
+    return [out(os.path.basename(p)) for p in made]
+
+
+def make_unsupported_kinds():
+    """Tensors this reader cannot represent, beside ordinary ones: each is listed by name ("unsupported" in the
+    expected file: name and a fragment of its description), the others read as usual."""
+    import warnings
+    warnings.filterwarnings("ignore")
+    d = collections.OrderedDict()
+    d["w"] = torch.tensor([1.0, 2.0])
+    d["z"] = torch.zeros(2, dtype=torch.complex32)
+    d["q"] = torch.quantize_per_tensor(torch.tensor([0.5, 1.0, -1.0]), 0.1, 3, torch.qint8)
+    d["qc"] = torch.quantize_per_channel(torch.tensor([[0.5, 1.0], [-1.0, 2.0]]), torch.tensor([0.1, 0.2]),
+                                         torch.tensor([0, 1]), 0, torch.quint8)
+    d["sp"] = torch.tensor([[0, 1.5], [0, 0]]).to_sparse()
+    d["nested"] = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    d["f4x2"] = torch.tensor([[0x21]], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    d["b"] = torch.tensor([3], dtype=torch.int64)
+    path = out("unsupported_kinds_zip.pth")
+    mf.save_torch(d, path, legacy=False, protocol=2)
+    back = torch.load(path, weights_only=False)
+    assert list(back) == list(d)
+    unsupported = [{"name": "z", "what": "complex32"}, {"name": "q", "what": "quantized"},
+                   {"name": "qc", "what": "quantized"}, {"name": "sp", "what": "sparse"},
+                   {"name": "nested", "what": "nested"}, {"name": "f4x2", "what": "float4_e2m1fn_x2"}]
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record("w", back["w"]), mf.torch_record("b", back["b"])], {},
+                      "torch.save(obj, path, pickle_protocol=2)",
+                      notes="quantized, sparse, nested, complex32 and float4_e2m1fn_x2 tensors are listed as unsupported "
+                            "by name; the other tensors read as usual",
+                      extra={"unsupported": unsupported})
+    return [path]
+
+
+class TinyNet(torch.nn.Module):
+    """A small net with a parameterless op, a buffer and a non-persistent buffer (left out of state_dict())."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(11)
+        self.conv = torch.nn.Conv2d(2, 3, 3, bias=False)
+        self.bn = torch.nn.BatchNorm2d(3)
+        self.head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4, 2))
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g))
+            self.bn.running_mean.copy_(torch.randn(3, generator=g))
+        self.register_buffer("scale", torch.tensor([0.5, 2.0]))
+        self.register_buffer("scratch", torch.zeros(2), persistent=False)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.bn(self.conv(x)))) * self.scale
+
+
+def torchscript_attributes(path, loaded):
+    """The non-tensor attributes of each scripted module in data.pkl, dotted like the tensors, each valued as the
+    loaded ScriptModule gives it (None stays None; lists/tuples are flattened by index)."""
+    import pickle
+    import zipfile
+
+    class Obj:
+        def __setstate__(self, state):
+            self.state = state
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module, name):
+            if module.startswith("__torch__"):
+                return type(name, (Obj,), {})
+            if module == "collections" and name == "OrderedDict":
+                return collections.OrderedDict
+            return lambda *a, **k: None  # tensor rebuilds: values not needed here
+
+        def persistent_load(self, pid):
+            return None
+
+    with zipfile.ZipFile(path) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        root = Reader(__import__("io").BytesIO(z.read(pkl))).load()
+    meta = collections.OrderedDict()
+
+    def walk(obj, mod, prefix):
+        for k, v in obj.state.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, Obj):
+                walk(v, getattr(mod, k), name)
+                continue
+            real = getattr(mod, k)
+            if isinstance(real, torch.Tensor):
+                continue
+            tensors, m = mf.flatten(real, name)
+            assert not tensors
+            meta.update(m)
+    walk(root, loaded, "")
+    return meta
+
+
+def make_modules():
+    """torch.save of a torch.fx GraphModule (symbolic_trace) and torch.jit.save of a scripted module: the tensors come
+    out under model.state_dict() names, the generated code is neither run nor kept as metadata."""
+    made = []
+    model = TinyNet().eval()
+    traced = torch.fx.symbolic_trace(model)
+    path = out("fx_graph_module.pth")
+    mf.save_torch(traced, path, legacy=False, protocol=2)
+    back = torch.load(path, weights_only=False)
+    sd = back.state_dict()
+    assert list(sd) == list(traced.state_dict())
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record(n, t) for n, t in sd.items()], {},
+                      "torch.save(torch.fx.symbolic_trace(model), path)",
+                      notes="names as torch.load(path).state_dict() gives them; the GraphModule's code is not metadata")
+    made.append(path)
+
+    scripted = torch.jit.script(model)
+    path = out("torchscript.pt")
+    torch.jit.save(scripted, path)
+    back = torch.jit.load(path)
+    sd = back.state_dict()
+    mf.write_expected(path, "pytorch-zip", [mf.torch_record(n, t) for n, t in sd.items()], torchscript_attributes(path, back),
+                      "torch.jit.save(torch.jit.script(model), path)",
+                      notes="a TorchScript archive read as data (code/ is never run): tensors as torch.jit.load(path)."
+                            "state_dict() gives them; the modules' other attributes are metadata, valued as torch.jit.load gives them")
+    made.append(path)
+    return made
+
+
+def make_safetensors():
+    made = []
+    d = every_dtype_dict()
+    tensors = collections.OrderedDict((k, v.contiguous()) for k, v in d.items() if k not in ("views", "complex128"))
+    tensors["float4_e2m1fn"] = torch.tensor([[0x21, 0x43, 0xF0]], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    path = out("every_dtype.safetensors")
+    safetensors.torch.save_file(tensors, path, metadata={"format": "pt"})
+    mf.sort_safetensors_metadata(path)
+    made.append(path)
+
+    # safetensors' Python API cannot write F6 tensors; the file is written by hand and read by safetensors.
+    header = collections.OrderedDict([
+        ("f6_e2m3", {"dtype": "F6_E2M3", "shape": [2, 2], "data_offsets": [0, 3]}),
+        ("f6_e3m2", {"dtype": "F6_E3M2", "shape": [8], "data_offsets": [3, 9]}),
+        ("f4", {"dtype": "F4", "shape": [6], "data_offsets": [9, 12]}),
+        ("e8m0", {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [12, 14]}),
+    ])
+    hb = json.dumps(header, separators=(",", ":")).encode()
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    data = bytes([0x41, 0x10, 0xFC, 1, 2, 3, 4, 5, 6, 0x12, 0x34, 0x56, 127, 0x80])
+    path = out("packed_subbyte.safetensors")
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + data)
+    made.append(path)
+
+    names = {"F4": "float4_e2m1fn", "F6_E2M3": "float6_e2m3fn", "F6_E3M2": "float6_e3m2fn", "F8_E8M0": "float8_e8m0fnu",
+             "C64": "complex64", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E4M3FNUZ": "float8_e4m3fnuz",
+             "F8_E5M2FNUZ": "float8_e5m2fnuz", "U16": "uint16", "U32": "uint32", "U64": "uint64", "BOOL": "bool",
+             "F32": "float32"}
+    for path in made:
+        raw = open(path, "rb").read()
+        order = mf.safetensors_order(path)
+        # What the safetensors library itself reads (its Rust deserializer: dtype code, shape, bytes).
+        got = dict(safetensors.deserialize(raw))
+        records = [mf.tensor_record(n, names[got[n]["dtype"]], got[n]["shape"], bytes(got[n]["data"])) for n in order]
+        with safetensors.safe_open(path, "numpy") as f:
+            meta = f.metadata() or {}
+        mf.write_expected(path, "safetensors", records, meta,
+                          "safetensors.torch.save_file" if "every" in path else "written by hand, read by safetensors.deserialize",
+                          notes="expected bytes are what safetensors.deserialize returns; F4/F6 are packed, carried verbatim")
+    return made
+
+
+def make_numpy():
+    made = []
+    arrays = collections.OrderedDict([
+        ("complex64.npy", np.array([[1 + 2j, -3.5j], [np.inf, -0.0]], np.complex64)),
+        ("complex128_bigendian.npy", np.array([1e300 - 1e-300j, -0.25 + 7j], ">c16")),
+        ("uint16.npy", np.array([0, 1, 65535], np.uint16)),
+        ("uint32_bigendian.npy", np.array([0, 4294967295, 3000000000], ">u4")),
+        ("uint64.npy", np.array([0, 2 ** 64 - 1, 2 ** 63], np.uint64)),
+    ])
+    for fname, a in arrays.items():
+        path = out(fname)
+        np.save(path, a)
+        back = np.load(path)
+        assert back.dtype == a.dtype and np.array_equal(back.view(np.uint8), a.view(np.uint8))
+        mf.write_expected(path, "npy", [mf.numpy_record("array", back)], {}, f"np.save of dtype {a.dtype.str}",
+                          notes="a single .npy holds one tensor named 'array'")
+        made.append(path)
+    return made
+
+
+def make_hdf5():
+    """h5py's own complex (compound {r, i}) and unsigned datasets, and a float8 dataset as `weights` writes it."""
+    import h5py
+    path = out("every_dtype_h5py.h5")
+    arrays = collections.OrderedDict([
+        ("c128", np.array([1e300 - 1e-300j, -0.25 + 7j], np.complex128)),
+        ("c64", np.array([[1 + 2j, -3.5j], [np.inf, -0.0]], np.complex64)),
+        ("u16", np.array([0, 1, 65535], np.uint16)),
+        ("u32", np.array([0, 4294967295], ">u4")),
+        ("u64", np.array([0, 2 ** 64 - 1, 2 ** 63], np.uint64)),
+    ])
+    e4m3 = f8([0.0, 1.0, -1.5, 448.0, float("nan")], torch.float8_e4m3fn).view(torch.uint8).numpy()
+    with h5py.File(path, "w", libver=("earliest", "v110"), track_order=False) as f:
+        for k, a in arrays.items():
+            f.create_dataset(k, data=a, track_times=False)
+        d = f.create_dataset("w8", data=e4m3, track_times=False)
+        d.attrs["dtype"] = "float8_e4m3fn"
+    records = []
+    with h5py.File(path, "r") as f:
+        for k in sorted(f.keys()):   # h5py's default iteration: name order
+            a = f[k][()]
+            if k == "w8":
+                assert f[k].attrs["dtype"] == "float8_e4m3fn"
+                records.append(mf.tensor_record(k, "float8_e4m3fn", a.shape, a.tobytes()))
+            else:
+                records.append(mf.numpy_record(k, a))
+    mf.write_expected(path, "hdf5", records, {}, "h5py create_dataset of complex, unsigned and float8-as-bytes arrays",
+                      notes="h5py stores complex as a compound {r, i}; float8 is uint8 bytes plus the attribute dtype")
+    return [path]
+
+
+def main():
+    versions = collections.OrderedDict([
+        ("python", platform.python_version()), ("torch", torch.__version__), ("numpy", np.__version__),
+        ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
+    ])
+    shutil.rmtree(ROOT, ignore_errors=True)
+    made = make_torch() + make_unsupported_kinds() + make_modules() + make_safetensors() + make_numpy() + make_hdf5()
+    with open(out("VERSIONS.txt"), "w") as f:
+        f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
+        for k, v in versions.items():
+            f.write(f"{k} {v}\n")
+    total = sum(os.path.getsize(os.path.join(ROOT, n)) for n in os.listdir(ROOT))
+    print(f"{len(made)} fixtures, {total / 1024:.0f} KiB in {ROOT}")
+
+
+
+
+FLOAT8 = ["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"]
+
+
+def make_float8_tables():
+    """Tests/TensorCoreTests/Fixtures/float8.json: torch's value of every byte of each float8 format, and torch's
+    rounding of float32 inputs (every value, the midpoints between neighbours, overflow, random values)."""
+    rng = np.random.default_rng(10)
+    doc = collections.OrderedDict()
+    for name in FLOAT8:
+        dt = getattr(torch, name)
+        decoded = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dt).float()
+        vals = sorted(set(v for v in decoded.tolist() if v == v))
+        mids = [(a + b) / 2 for a, b in zip(vals, vals[1:])]
+        extra = [vals[-1] * 1.01, vals[-1] * 2, -vals[-1] * 2, float("inf"), float("-inf"), 1e-30, -1e-30]
+        inputs = torch.tensor(vals + mids + extra + list(rng.standard_normal(64) * 10), dtype=torch.float32)
+        doc[name] = {
+            "decode": decoded.numpy().astype("<f4").tobytes().hex(),
+            "encode_in": inputs.numpy().astype("<f4").tobytes().hex(),
+            "encode_out": inputs.to(dt).view(torch.uint8).numpy().tobytes().hex(),
+        }
+    path = os.path.join(os.path.dirname(mf.ROOT), "..", "TensorCoreTests", "Fixtures", "float8.json")
+    with open(os.path.normpath(path), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()
+    make_float8_tables()
