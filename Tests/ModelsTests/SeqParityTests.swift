@@ -154,3 +154,21 @@ extension SeqParityTests {
         }
     }
 }
+
+extension SeqParityTests {
+    /// `bench`'s inputs for the transformer: ids within each vocabulary, no padding, the seed's subsequent_mask.
+    func testAnnotatedTransformerExampleInputs() throws {
+        let model = try ModelRegistry.make(name: "annotated_transformer", config: Self.transformerConfig)
+        let p = try XCTUnwrap(model as? any ExampleInputProvider)
+        let x = p.exampleInputs(batch: 2, sizes: ["S": 5, "T": 3], seed: 1)
+        XCTAssertEqual(x.map(\.shape), [[2, 5], [2, 3], [2, 1, 5], [2, 3, 3]])
+        guard case .int64(_, let src) = x[0], case .int64(_, let tgt) = x[1], case .bool(_, let sm) = x[2], case .bool(_, let tm) = x[3] else {
+            return XCTFail("dtypes")
+        }
+        XCTAssertTrue(src.allSatisfy { (0..<11).contains($0) } && tgt.allSatisfy { (0..<13).contains($0) })
+        XCTAssertGreaterThan(Set(src).count, 1)
+        XCTAssertTrue(sm.allSatisfy { $0 })
+        XCTAssertEqual(tm, [true, false, false, true, true, false, true, true, true, true, false, false, true, true, false, true, true, true])
+        XCTAssertEqual(try model.forward(inputs: x)[0].shape, [2, 3, 16])
+    }
+}
