@@ -23,6 +23,11 @@ import TensorCore
 /// a crash from being seen), never takes `H5.lock` (its owning thread does not exist after `fork`); the parent holds
 /// the lock across `fork` so that no other thread of ours is inside libhdf5 at that moment.
 ///
+/// Cost (debug build, loaded 2-core machine, medians of three): converting 179 MB of big-endian float32 in 160
+/// datasets (every tensor through a load) 0.87 s against 0.60 s in-process; the same data gzip-compressed 5.30 s
+/// against 4.64 s (the chunk check inflates each chunk once more); the seven committed HDF5 fixtures 0.92 s against
+/// 0.87 s in all. Contiguous little-endian datasets are copied file-to-file by the writers and never cross the socket.
+///
 /// Set `WEIGHTS_HDF5_IN_PROCESS=1` to run libhdf5 in-process instead (debugging; a corrupt file may then crash), and
 /// `WEIGHTS_HDF5_TIME_LIMIT=S` to change the child's time limit per walk and per dataset.
 enum H5Isolation {
