@@ -203,6 +203,88 @@ def make_modules():
     return made
 
 
+def make_numpy_in_pickles():
+    """numpy arrays inside torch.save (protocol 2: _reconstruct + _codecs.encode; protocol 5: _frombuffer)."""
+    made = []
+    arrays = collections.OrderedDict([
+        ("f32", np.arange(6, dtype=np.float32).reshape(2, 3) / 4),
+        ("i64_be", np.array([1, -2, 2 ** 40], ">i8")),
+        ("u16", np.array([0, 65535], np.uint16)),
+        ("c64", np.array([1 + 2j, -1j], np.complex64)),
+        ("fortran", np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))),
+        ("scalar_arr", np.array(2.5, np.float32)),
+        ("nested", {"b": [np.array([True, False]), np.zeros((0, 2), np.int8)]}),
+    ])
+    obj = collections.OrderedDict([("tensor", torch.tensor([1.0, -1.0])), ("np", arrays), ("epoch", 3)])
+    for protocol in (2, 5):
+        path = out(f"numpy_in_torch_p{protocol}.pth")
+        mf.save_torch(obj, path, legacy=False, protocol=protocol)
+        back = torch.load(path, weights_only=False)
+        records, meta = [], collections.OrderedDict()
+
+        def walk(v, name):
+            if isinstance(v, torch.Tensor):
+                records.append(mf.torch_record(name, v))
+            elif isinstance(v, np.ndarray):
+                records.append(mf.numpy_record(name, v))
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, f"{name}.{k}" if name else k)
+            elif isinstance(v, (list, tuple)):
+                for i, x in enumerate(v):
+                    walk(x, f"{name}.{i}")
+            else:
+                meta[name] = v
+        walk(back, "")
+        mf.write_expected(path, "pytorch-zip", records, meta, f"torch.save(obj, path, pickle_protocol={protocol})",
+                          notes="numpy arrays inside a torch pickle, values as torch.load gives them (C order, little-endian)")
+        made.append(path)
+    return made
+
+
+class Foreign:
+    """A class outside numpy: an object array holding it must be refused, naming it."""
+
+
+def make_npy_object_arrays():
+    """np.save(..., allow_pickle=True) of object arrays: a dict of arrays (a 0-d object array) and a ragged list."""
+    made = []
+    cases = collections.OrderedDict([
+        ("npy_object_dict.npy", np.array({"w": np.arange(4, dtype=np.float32), "meta": {"b": np.array([1, 2], np.int16)},
+                                           "epoch": 7, "name": "net"}, dtype=object)),
+        ("npy_object_ragged.npy", np.array([np.ones(2, np.float16), np.zeros((1, 3), ">f8"), None], dtype=object)),
+    ])
+    for fname, a in cases.items():
+        path = out(fname)
+        np.save(path, a, allow_pickle=True)
+        back = np.load(path, allow_pickle=True)
+        records, meta = [], collections.OrderedDict()
+
+        def walk(v, name):
+            if isinstance(v, np.ndarray) and v.dtype != object:
+                records.append(mf.numpy_record(name, v))
+            elif isinstance(v, np.ndarray):
+                items = v.reshape(-1)
+                if v.ndim == 0:
+                    walk(items[0], name)
+                else:
+                    for i, x in enumerate(items):
+                        walk(x, f"{name}.{i}")
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, f"{name}.{k}")
+            else:
+                meta[name] = mf.check_meta_value(v)
+        walk(back, "array")
+        mf.write_expected(path, "npy", records, meta, "np.save(path, object_array, allow_pickle=True)",
+                          notes="an object array read as data: numpy arrays inside come out as tensors under dotted names "
+                                "(element i as array.i; a 0-d array as its one element), values as np.load gives them")
+        made.append(path)
+    # Refused: a global outside numpy in the object array (written by numpy; no expected values, a test names it).
+    np.save(out("npy_object_foreign.npy"), np.array([Foreign()], dtype=object), allow_pickle=True)
+    return made
+
+
 def make_safetensors():
     made = []
     d = every_dtype_dict()
@@ -303,7 +385,7 @@ def main():
         ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
     ])
     shutil.rmtree(ROOT, ignore_errors=True)
-    made = make_torch() + make_unsupported_kinds() + make_modules() + make_safetensors() + make_numpy() + make_hdf5()
+    made = make_torch() + make_unsupported_kinds() + make_modules() + make_numpy_in_pickles() + make_npy_object_arrays() + make_safetensors() + make_numpy() + make_hdf5()
     with open(out("VERSIONS.txt"), "w") as f:
         f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
         for k, v in versions.items():

@@ -27,6 +27,11 @@ package enum NumpyReader {
         case .strings:
             let raw = try file.read(header.dataOffset, dataSize)
             sd.metadata = try CheckpointError.withContext(file: path, offset: header.dataOffset) { try header.strings(raw, name: name) }
+        case .objects:
+            let flat = try CheckpointError.withContext(file: path, offset: header.dataOffset) {
+                try NumpyPickle.objectArray(try file.slice(header.dataOffset, dataSize), baseOffset: header.dataOffset, name: name)
+            }
+            (sd.tensors, sd.metadata, sd.unsupported) = (flat.tensors, flat.metadata, flat.unsupported)
         case .tensor(let layout):
             let offset = header.dataOffset
             let span = header.isVerbatim(layout) ? (try? SourceFile(path: path)).map { FileSpan(file: $0, offset: offset, count: dataSize) } : nil
@@ -69,6 +74,14 @@ package enum NumpyReader {
                 try header.checkDataSize(dataSize)
             }
             switch header.kind {
+            case .objects:
+                let raw = try zip.read(m, offset: header.dataOffset, count: dataSize)
+                let flat = try CheckpointError.withContext(file: path, member: m.name, offset: header.dataOffset) {
+                    try raw.withUnsafeBytes { try NumpyPickle.objectArray($0, baseOffset: header.dataOffset, name: name) }
+                }
+                sd.tensors += flat.tensors
+                sd.metadata += flat.metadata
+                sd.unsupported += flat.unsupported
             case .strings:
                 let raw = try zip.read(m, offset: header.dataOffset, count: dataSize)
                 sd.metadata += try CheckpointError.withContext(file: path, member: m.name, offset: header.dataOffset) {
@@ -113,6 +126,8 @@ struct NPYHeader {
         case tensor(Layout)
         /// `S` (bytes, `unicode == false`) or `U` (UTF-32) strings of `itemSize` bytes each.
         case strings(itemSize: Int, unicode: Bool, bigEndian: Bool)
+        /// `|O`: the data is a pickle of the array, read as data by the safe pickle machine (`NumpyPickle`).
+        case objects
     }
 
     let descr: String
@@ -249,7 +264,8 @@ struct NPYHeader {
         case ("c", 16): return .tensor(Layout(dtype: .complex128, itemSize: 16, bigEndian: big))
         case ("S", let n) where n >= 0: return .strings(itemSize: n, unicode: false, bigEndian: big)
         case ("U", let n) where n >= 0 && n <= Int.max / 4: return .strings(itemSize: n * 4, unicode: true, bigEndian: big)
-        case ("O", _): throw unsupported("object arrays hold pickled Python objects, which a .npy reader cannot load safely")
+        case ("O", _) where sizeText.isEmpty || size == 8: return .objects
+        case ("O", _): throw unsupported("object arrays hold 8-byte references")
         case ("c", _): throw unsupported("only c8 (complex64) and c16 (complex128) complex numbers are supported")
         case ("V", _): throw unsupported("raw void data (e.g. ml_dtypes bfloat16 saved by numpy) has no defined element type")
         case ("M", _), ("m", _): throw unsupported("datetime arrays are not supported")
@@ -263,6 +279,7 @@ struct NPYHeader {
         switch kind {
         case .tensor(let l): item = l.itemSize
         case .strings(let n, _, _): item = n
+        case .objects: return   // a pickle of any length
         }
         let (need, o) = elementCount.multipliedReportingOverflow(by: item)
         guard !o else { throw CheckpointError("shape \(shape) of '\(descr)' overflows") }

@@ -96,6 +96,10 @@ struct PickleFlattener {
                 try tensor(t)
             case .storage(let s):
                 try tensor(TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1]))
+            case .object(let o) where NumpyPickle.isArray(o):
+                do { out.tensors.append(try NumpyPickle.tensor(o, name: name)) } catch let u as UnsupportedTensor.Kind {
+                    out.unsupported.append(UnsupportedTensor(name: name, what: u.what))
+                }
             case .unsupportedTensor(let what):
                 out.unsupported.append(UnsupportedTensor(name: name, what: what))
             case .invalid(let message):
@@ -155,6 +159,12 @@ struct PickleFlattener {
         case .set(let s):
             return .items(s.items)
         case .object(let o):
+            if let items = NumpyPickle.objectItems(o) {
+                // An object array's elements, by flat index; a 0-d one (np.save of a dict) is its one element.
+                if NumpyPickle.isZeroDimensional(o), items.count == 1, let inner = try children(of: items[0], name: name) { return inner }
+                return .items(items)
+            }
+            if NumpyPickle.isArray(o) { return nil }   // a leaf: the flattener reads it as a tensor
             if o.isModuleLike, let state = o.stateDict { return .named(try moduleChildren(state, name: name)) }
             if let body = graphModuleBody(o) { return .named(try moduleChildren(body, name: name)) }
             if let d = o.dictItems, d.count > 0 { return .dict(keys: d.keys, values: d.values) }

@@ -122,7 +122,7 @@ final class NumpyTests: TemporaryDirectoryTestCase {
             ("negative dimension", Self.npy(Self.dict("<f4", "(-2,)"), f4), "negative"),
             ("overflowing shape", Self.npy(Self.dict("<f4", "(4611686018427387904, 4611686018427387904)"), f4), "overflows"),
             ("huge integer", Self.npy(Self.dict("<f4", "(99999999999999999999999,)"), f4), "out of range"),
-            ("object array", Self.npy(Self.dict("|O", "(2,)"), f4), "object arrays"),
+            ("object array that is no pickle", Self.npy(Self.dict("|O", "(2,)"), f4), "pickle opcode"),
             ("complex256", Self.npy(Self.dict("<c32", "(1,)"), [UInt8](repeating: 0, count: 32)), "complex"),
             ("structured", Self.npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", f4), "structured dtype"),
             ("bfloat16 as void", Self.npy(Self.dict("|V2", "(2,)"), f4), "raw void"),

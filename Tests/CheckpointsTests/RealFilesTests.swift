@@ -19,3 +19,24 @@ final class RealFilesTests: XCTestCase {
         XCTAssertEqual(try sd["w"]?.load().floats(), [1, 2])
     }
 }
+
+extension RealFilesTests {
+    /// A numpy object array holding anything but numpy data and plain containers is refused, naming the global;
+    /// nothing is imported or run.
+    func testObjectArrayWithAForeignGlobalIsRefusedNamingIt() {
+        XCTAssertThrowsError(try Checkpoint.open(Fixtures.path("realfiles/npy_object_foreign.npy"))) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("__main__.Foreign") && text.contains("npy_object_foreign.npy"), text)
+        }
+    }
+
+    /// numpy arrays inside torch pickles need no allowlist notice: they are data.
+    func testNumpyArraysInTorchPicklesAreDataNotForeignGlobals() throws {
+        for p in [2, 5] {
+            let sd = try Checkpoint.open(Fixtures.path("realfiles/numpy_in_torch_p\(p).pth"))
+            XCTAssertEqual(sd.neutralisedGlobals, [], "protocol \(p)")
+            XCTAssertEqual(sd["np.fortran"]?.shape, [2, 3])
+            XCTAssertEqual(try sd["np.fortran"]?.load().bytes, (0..<6).map(Double.init).withUnsafeBytes { Array($0) }, "C order")
+        }
+    }
+}

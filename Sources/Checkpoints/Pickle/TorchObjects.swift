@@ -14,6 +14,7 @@ enum TorchGlobals {
         case "copy_reg": return PickleGlobal(module: "copyreg", name: g.name)
         case "torch.tensor": return PickleGlobal(module: "torch._tensor", name: g.name)
         case "numpy._core.multiarray": return PickleGlobal(module: "numpy.core.multiarray", name: g.name)
+        case "numpy._core.numeric": return PickleGlobal(module: "numpy.core.numeric", name: g.name)
         default: return g
         }
     }
@@ -80,6 +81,8 @@ enum TorchGlobals {
         "builtins.dict", "builtins.tuple", "builtins.object", "builtins.bytes",
         "_codecs.encode", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
         "numpy.core.multiarray.scalar", "numpy.dtype", "builtins.complex",
+        // numpy arrays, interpreted as data by NumpyPickle.
+        "numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.core.numeric._frombuffer",
         // TorchScript archives wrap typed lists and tagged values; each returns its first argument.
         "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_floatlist", "torch.jit._pickle.build_boollist",
         "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.restore_type_tag",
