@@ -93,6 +93,10 @@ def main():
         if data[:2] == b"PK" and len(data) <= 262144:
             # zipdir: the archive as it is (the crafted ambiguous ones too), for the directory parser.
             put("zipdir", name, data)
+        if name.startswith("crafted_pickle_"):
+            # Work bombs by design (~1 M budgeted dict inserts): bounded, but over libFuzzer's 10 s under ASan on a
+            # shared machine, so they would stall the structured modes; zipdir and raw still get them.
+            continue
         members = zip_members(data)
         if members is not None:
             # zip: every member, names and data truncated to what the encoding holds.
