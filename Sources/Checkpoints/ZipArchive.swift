@@ -29,10 +29,20 @@ package final class ZipArchive: @unchecked Sendable {
     /// Inflated members kept for further views of the same storage (a storage viewed by 20 000 tensors is
     /// inflated once, not 20 000 times). Beyond this many bytes the cache is emptied before adding another.
     static let inflatedCacheBytes = 1 << 30
+    /// A member too large for the cache may be inflated this many times (by views read in turn); beyond that the
+    /// read is refused rather than inflating it once per view.
+    static let maxInflationsPerMember = 8
 
-    public init(path: String, verifyCRC: Bool = false) throws {
+    private let cacheBytes: Int
+
+    public convenience init(path: String, verifyCRC: Bool = false) throws {
+        try self.init(path: path, verifyCRC: verifyCRC, cacheBytes: Self.inflatedCacheBytes)
+    }
+
+    package init(path: String, verifyCRC: Bool, cacheBytes: Int) throws {
         self.path = path
         self.verifyCRC = verifyCRC
+        self.cacheBytes = cacheBytes
         let entries = try ZipDirectory.read(path: path)
         var ms: [Member] = []
         var map: [String: Int] = [:]
@@ -53,6 +63,7 @@ package final class ZipArchive: @unchecked Sendable {
     private var checked = Set<Int>()
     private var inflated: [Int: [UInt8]] = [:]
     private var inflatedBytes = 0
+    private var inflationCount: [Int: Int] = [:]
     /// How many times members were inflated (tests check that views share one inflation).
     package private(set) var inflations = 0
 
@@ -105,6 +116,11 @@ package final class ZipArchive: @unchecked Sendable {
     /// The whole inflated member, CRC-checked; cached so several views of one deflated storage inflate it once.
     private func inflatedMember(_ m: Member) throws -> [UInt8] {
         if let hit = lock.withLock({ inflated[m.index] }) { return hit }
+        let times = lock.withLock { inflationCount[m.index, default: 0] }
+        guard times < Self.maxInflationsPerMember else {
+            throw CheckpointError("deflated record of \(m.size) bytes was already inflated \(times) times (views of a compressed storage too large to keep in memory); refusing to inflate it once per view",
+                                  file: path, member: m.name)
+        }
         let limit = max(Self.bombAllowance, m.compressedSize.multipliedReportingOverflow(by: Self.bombRatio).partialValue)
         if m.size > limit {
             throw CheckpointError("compressed record of \(m.compressedSize) bytes claims to expand to \(m.size) bytes (likely a zip bomb)", file: path, member: m.name)
@@ -118,8 +134,9 @@ package final class ZipArchive: @unchecked Sendable {
         }
         lock.withLock {
             inflations += 1
-            if inflatedBytes + out.count > Self.inflatedCacheBytes { inflated = [:]; inflatedBytes = 0 }
-            if out.count <= Self.inflatedCacheBytes { inflated[m.index] = out; inflatedBytes += out.count }
+            inflationCount[m.index, default: 0] += 1
+            if inflatedBytes + out.count > cacheBytes { inflated = [:]; inflatedBytes = 0 }
+            if out.count <= cacheBytes { inflated[m.index] = out; inflatedBytes += out.count }
         }
         return out
     }

@@ -69,6 +69,15 @@ final class CraftedInputTests: XCTestCase {
         XCTAssertEqual(zip.inflations, 1)
     }
 
+    /// A deflated member too large to keep is inflated a bounded number of times, then views of it are refused.
+    func testUncachedInflationIsBounded() throws {
+        let zip = try ZipArchive(path: Fixtures.path("crafted/many_views_deflated.pth"), verifyCRC: false, cacheBytes: 0)
+        let m = try XCTUnwrap(zip.member(named: "archive/data/0"))
+        for k in 0..<ZipArchive.maxInflationsPerMember { _ = try zip.read(m, offset: 4 * k, count: 4) }
+        XCTAssertThrowsError(try zip.read(m, offset: 0, count: 4)) { XCTAssertTrue("\($0)".contains("already inflated"), "\($0)") }
+        XCTAssertEqual(zip.inflations, ZipArchive.maxInflationsPerMember)
+    }
+
     /// Zero-copy spans skip the CRC unless asked (`--verify-crc`); a read into memory always checks it.
     func testZeroCopySpansAreCheckedOnlyWithVerifyCRC() throws {
         let path = Fixtures.path("crafted/crc_storage.pth")

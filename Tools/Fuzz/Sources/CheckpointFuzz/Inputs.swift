@@ -27,6 +27,11 @@ enum FuzzMode: String, CaseIterable {
     /// (chunk index, filters, type conversion) and the checks in front of it (HDF5Checks.swift), which run in the
     /// reader's child process.
     case hdf5
+    /// The input is a zip archive as it is, except that its first four bytes are replaced by the local-header
+    /// signature (so sniffing hands it to the zip reader): mutations reach the zip directory parser
+    /// (ZipDirectory.swift: EOCD search, zip64 records, central and local headers, extra fields, descriptors,
+    /// overlap checks), CRC checks and inflation, and every member that loads is compared with its zero-copy span.
+    case zipdir
 
     func file(for input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         switch self {
@@ -57,6 +62,8 @@ enum FuzzMode: String, CaseIterable {
             return out
         case .hdf5:
             return [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + Array(input.dropFirst(8))
+        case .zipdir:
+            return [0x50, 0x4B, 0x03, 0x04] + Array(input.dropFirst(4))
         }
     }
 
