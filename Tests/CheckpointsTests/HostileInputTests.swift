@@ -89,7 +89,7 @@ final class HostileInputTests: XCTestCase {
                     XCTAssertTrue(line.lowercased().contains(f.lowercased()), "\(c.file) [\(c.cls)]: lacks '\(f)': \(line)")
                 }
             }
-            XCTAssertLessThan(Date().timeIntervalSince(start), 10, "\(c.file): took too long (a FIFO or /dev/zero opened?)")
+            XCTAssertLessThan(Date().timeIntervalSince(start), 30, "\(c.file): took too long (a FIFO or /dev/zero opened?)")
         }
     }
 
