@@ -114,10 +114,10 @@ public struct CRATE: SingleInputModel {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(config.channels), .fixed(config.imageSize), .fixed(config.imageSize)], summary: "images, NCHW")]
+        [.images(channels: config.channels, height: config.imageSize, width: config.imageSize)]
     }
 
-    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(config.numClasses)])] }
+    public var outputSpecs: [TensorSpec] { [.logits(classes: config.numClasses)] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         let patches = toPatchEmbedding(input, capture: capture)

@@ -144,10 +144,10 @@ public struct D2LViT: SingleInputModel {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(3), .fixed(imgSize), .fixed(imgSize)], summary: "images, NCHW")]
+        [.images(channels: 3, height: imgSize, width: imgSize)]
     }
 
-    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(mlphead.weight.shape[0])])] }
+    public var outputSpecs: [TensorSpec] { [.logits(classes: mlphead.weight.shape[0])] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         let x = transformer(pos(patch(input, capture: capture), capture: capture), capture: capture)

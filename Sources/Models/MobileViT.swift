@@ -259,10 +259,10 @@ public struct MobileViT: SingleInputModel {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(3), .fixed(config.imageSize), .fixed(config.imageSize)], summary: "images, NCHW")]
+        [.images(channels: 3, height: config.imageSize, width: config.imageSize)]
     }
 
-    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(config.numClasses)])] }
+    public var outputSpecs: [TensorSpec] { [.logits(classes: config.numClasses)] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         var x = conv1(input, capture: capture)

@@ -56,6 +56,16 @@ public struct TensorSpec: Sendable, Hashable, CustomStringConvertible {
     public func accepts(_ shape: [Int]) -> Bool {
         shape.count == self.shape.count && zip(self.shape, shape).allSatisfy { $0.accepts($1) }
     }
+
+    /// The usual image input: `input` [N, channels, height, width] float32, NCHW.
+    public static func images(channels: Int, height: Int, width: Int) -> TensorSpec {
+        TensorSpec("input", [.batch, .fixed(channels), .fixed(height), .fixed(width)], summary: "images, NCHW")
+    }
+
+    /// The usual classifier output: `logits` [N, classes].
+    public static func logits(classes: Int) -> TensorSpec {
+        TensorSpec("logits", [.batch, .fixed(classes)])
+    }
 }
 
 /// An input value: float32 (images, features), int64 (token ids) or bool (masks).

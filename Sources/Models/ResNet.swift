@@ -206,7 +206,7 @@ public struct ResNet: SingleInputModel {
                     summary: "images, NCHW")]
     }
 
-    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(config.numClasses)])] }
+    public var outputSpecs: [TensorSpec] { [.logits(classes: config.numClasses)] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         var x = relu.report(stem(input, activation: .relu), to: capture)  // relu fused into the stem's epilogue

@@ -120,14 +120,14 @@ public struct STN: Model {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(config.channels), .fixed(config.height), .fixed(config.width)], summary: "images, NCHW")]
+        [.images(channels: config.channels, height: config.height, width: config.width)]
     }
 
     public var outputSpecs: [TensorSpec] {
         let s = config.sampledSize
         return [TensorSpec("image", [.batch, .fixed(config.channels), .fixed(s.h), .fixed(s.w)],
                            summary: "the input resampled on the predicted affine grid (the seed's H/W order)"),
-                TensorSpec("logits", [.batch, .fixed(config.numClasses)])]
+                .logits(classes: config.numClasses)]
     }
 
     public func forwardUnchecked(inputs: [InputTensor], capture: ActivationCapture?) -> [FloatTensor] {

@@ -275,10 +275,10 @@ public struct SepViT: SingleInputModel {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(channels), .fixed(imageSize), .fixed(imageSize)], summary: "images, NCHW")]
+        [.images(channels: channels, height: imageSize, width: imageSize)]
     }
 
-    public var outputSpecs: [TensorSpec] { [TensorSpec("logits", [.batch, .fixed(mlpHead.fc.weight.shape[0])])] }
+    public var outputSpecs: [TensorSpec] { [.logits(classes: mlpHead.fc.weight.shape[0])] }
 
     public func forwardUnchecked(_ input: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         var x = input

@@ -215,7 +215,7 @@ public struct VisionTransformer: SingleInputModel {
     }
 
     public var inputSpecs: [TensorSpec] {
-        [TensorSpec("input", [.batch, .fixed(config.inChans), .fixed(config.imgSize), .fixed(config.imgSize)], summary: "images, NCHW")]
+        [.images(channels: config.inChans, height: config.imgSize, width: config.imgSize)]
     }
 
     public var outputSpecs: [TensorSpec] {
