@@ -10,12 +10,16 @@ public struct LoadOptions: Sendable {
     /// A dotted sub-tree of every file to read from (`state_dict`), or nil for the tables' own root choice.
     public var key: String?
     public var catalog: MappingCatalog?
+    /// How each file is read: CRC checks and the cap on declared tensor bytes.
+    public var read: ReadOptions
 
-    public init(mapping: MappingChoice = .auto, policy: LoadPolicy = .strict, key: String? = nil, catalog: MappingCatalog? = nil) {
+    public init(mapping: MappingChoice = .auto, policy: LoadPolicy = .strict, key: String? = nil, catalog: MappingCatalog? = nil,
+                read: ReadOptions = ReadOptions()) {
         self.mapping = mapping
         self.policy = policy
         self.key = key
         self.catalog = catalog
+        self.read = read
     }
 }
 
@@ -36,7 +40,7 @@ extension Model {
         let family = mappingFamily
         var results: [MappingResult] = []
         for file in files {
-            let sd = try Checkpoint.open(file, key: options.key)
+            let sd = try Checkpoint.open(file, key: options.key, options: options.read)
             let table = try catalog.resolve(options.mapping, for: sd, model: name, family: family, expectedKeys: keys)
             results.append(try table.apply(to: sd, expectedKeys: keys))
         }

@@ -20,8 +20,11 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
     var strict = false
 
+    @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
+    var maxOutputBytes: ByteCount?
+
     func run() throws {
-        let sd = try Checkpoint.open(file, key: key)
+        let sd = try Checkpoint.open(file, key: key, options: ReadOptions(maxOutputBytes: maxOutputBytes?.bytes))
         if let notice = try sd.checkNeutralisedGlobals(strict: strict) { printNotice(notice, kind: sd.neutralisedGlobalsAreTorchOnly ? "note" : "warning") }
         print(json ? Self.json(sd).rendered() : Self.table(sd), terminator: json ? "\n" : "")
     }

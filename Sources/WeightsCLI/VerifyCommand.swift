@@ -43,6 +43,12 @@ struct VerifyCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON document.")
     var json = false
 
+    @Flag(name: .customLong("verify-crc"), help: "Also check the CRC-32 of zip members that are not read into memory (members read into memory are always checked).")
+    var verifyCRC = false
+
+    @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
+    var maxOutputBytes: ByteCount?
+
     func validate() throws {
         if weights.isEmpty { throw ValidationError("give at least one --weights FILE") }
         if let atol, atol < 0 { throw ValidationError("--atol must be ≥ 0") }
@@ -53,7 +59,8 @@ struct VerifyCommand: ParsableCommand {
         var m = try ModelRegistry.make(name: model, config: config)
         let report: LoadReport
         do {
-            report = try m.load(weights, options: LoadOptions(mapping: MappingChoice(mapping), policy: policy.policy))
+            report = try m.load(weights, options: LoadOptions(mapping: MappingChoice(mapping), policy: policy.policy,
+                                                                 read: ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)))
         } catch let e as MappingError {
             if let r = e.report {
                 if json {

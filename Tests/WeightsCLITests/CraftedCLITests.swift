@@ -78,4 +78,23 @@ final class CraftedCLITests: XCTestCase {
         let bad = try CLI.run(["convert", file, "-o", out, "--max-output-bytes", "lots"])
         XCTAssertEqual(bad.status, 64, bad.stderr)
     }
+
+    /// The read flags reach every command that opens a checkpoint: inspect takes the cap, and verify both the cap and
+    /// --verify-crc (a stored storage with a bad CRC loads through its mapped bytes unless the flag is given).
+    func testReadFlagsOnInspectAndVerify() throws {
+        let file = URL(fileURLWithPath: Self.root).deletingLastPathComponent().appendingPathComponent("torch/training_zip.pth").path
+        let small = try CLI.run(["inspect", file, "--max-output-bytes", "1K"])
+        XCTAssertEqual(small.status, 1, small.stderr)
+        XCTAssertTrue(small.stderr.contains("--max-output-bytes cap"), small.stderr)
+        XCTAssertEqual(try CLI.run(["inspect", file, "--max-output-bytes", "1G"]).status, 0)
+
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+        let base = ["verify", "--model", "resnet18_tiny", "--weights", tests + "/VerificationTests/Fixtures/resnet18_tiny.zip.pth",
+                    "--reference", tests + "/ModelsTests/Fixtures/resnet18_tiny.reference.safetensors"]
+        let capped = try CLI.run(base + ["--max-output-bytes", "1K"])
+        XCTAssertEqual(capped.status, 1, capped.stderr)
+        XCTAssertTrue(capped.stderr.contains("--max-output-bytes cap"), capped.stderr)
+        let checked = try CLI.run(base + ["--verify-crc"])
+        XCTAssertEqual(checked.status, 0, checked.stderr)
+    }
 }
