@@ -28,10 +28,10 @@ public struct CheckpointError: WeightsError, Equatable {
         if let key { where_.append("key '\(Self.printable(key))'") }
         var s = file.map { "\(Self.printable($0)): " } ?? ""
         if !where_.isEmpty { s += where_.joined(separator: ", ") + ": " }
-        return s + Self.printable(message, limit: 2000)
+        return s + Self.printable(message, limit: 1000)
     }
 
-    static func printable(_ text: String, limit: Int = 300) -> String {
+    static func printable(_ text: String, limit: Int = 250) -> String {
         TerminalText.escape(text, limit: limit)
     }
 

@@ -39,6 +39,7 @@ final class FuzzReplayTests: XCTestCase {
                 let line = e.description
                 XCTAssertFalse(line.contains("\n") || line.contains("\r"), "\(name): error is not one line: \(line.debugDescription)")
                 XCTAssertTrue(line.contains(url.path), "\(name): error does not name the file: \(line)")
+                XCTAssertLessThanOrEqual(line.utf8.count, 2000, "\(name): error line of \(line.utf8.count) bytes")
             } catch {
                 XCTFail("\(name): threw \(type(of: error)), not a CheckpointError: \(error)")
             }
