@@ -72,8 +72,19 @@ extension Kernels {
     /// `nn.LayerNorm(dim, eps)` over the last dimension: (x − mean) / sqrt(var + eps) · weight + bias,
     /// with the biased variance as PyTorch uses. Two-pass per row, vectorised, parallel over rows.
     public static func layerNorm(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor, eps: Float) -> FloatTensor {
+        normalizeRows(x, weight: weight, bias: bias, kernel: "layerNorm") { src, dst, d, w, b in
+            layerNormRow(src, dst, d, w, b, eps)
+        }
+    }
+
+    /// The driver every per-row normalisation shares: checks that `weight` and `bias` match the last dimension, then
+    /// runs `row(src, dst, d, weight, bias)` over the rows of `x` in parallel, writing a new tensor.
+    @inline(__always)
+    package static func normalizeRows(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor, kernel: String,
+                                      row: @escaping @Sendable (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int,
+                                                                UnsafePointer<Float>, UnsafePointer<Float>) -> Void) -> FloatTensor {
         let d = x.shape.last ?? 0
-        precondition(d > 0 && weight.count == d && bias.count == d, "layerNorm: last dim \(d), weight \(weight.shape), bias \(bias.shape)")
+        precondition(d > 0 && weight.count == d && bias.count == d, "\(kernel): last dim \(d), weight \(weight.shape), bias \(bias.shape)")
         let rows = x.count / d
         return FloatTensor(shape: x.shape) { ob in
             guard rows > 0 else { return }
@@ -82,7 +93,7 @@ extension Kernels {
                 let xp = SendableConstPointer(xb.baseAddress!), wp = SendableConstPointer(wb.baseAddress!)
                 let bp = SendableConstPointer(bb.baseAddress!)
                 Parallel.forEachChunk(rows, costPerItem: 4 * d) { range in
-                    for r in range { layerNormRow(xp.p + r * d, o.p + r * d, d, wp.p, bp.p, eps) }
+                    for r in range { row(xp.p + r * d, o.p + r * d, d, wp.p, bp.p) }
                 }
             }}}
         }

@@ -6,29 +6,15 @@ extension Kernels {
     /// unbiased standard deviation (`x.std(-1)`, divisor d − 1). Sums in Double; parallel over rows. A row of one
     /// element has std NaN, as in PyTorch.
     public static func layerNormStd(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor, eps: Float) -> FloatTensor {
-        let d = x.shape.last ?? 0
-        precondition(d > 0 && weight.count == d && bias.count == d, "layerNormStd: last dim \(d), weight \(weight.shape), bias \(bias.shape)")
-        let rows = x.count / d
-        return FloatTensor(shape: x.shape) { ob in
-            guard rows > 0 else { return }
-            let o = SendablePointer(ob.baseAddress!)
-            x.data.withUnsafeBufferPointer { xb in weight.data.withUnsafeBufferPointer { wb in bias.data.withUnsafeBufferPointer { bb in
-                let xp = SendableConstPointer(xb.baseAddress!), wp = SendableConstPointer(wb.baseAddress!)
-                let bp = SendableConstPointer(bb.baseAddress!)
-                Parallel.forEachChunk(rows, costPerItem: 4 * d) { range in
-                    for r in range {
-                        let src = xp.p + r * d, dst = o.p + r * d
-                        var sum: Double = 0
-                        for j in 0..<d { sum += Double(src[j]) }
-                        let mean = Float(sum / Double(d))
-                        var sq: Double = 0
-                        for j in 0..<d { let t = Double(src[j] - mean); sq += t * t }
-                        let std = Float((sq / Double(d - 1)).squareRoot())
-                        let inv = 1 / (std + eps)
-                        for j in 0..<d { dst[j] = wp.p[j] * (src[j] - mean) * inv + bp.p[j] }
-                    }
-                }
-            }}}
+        normalizeRows(x, weight: weight, bias: bias, kernel: "layerNormStd") { src, dst, d, w, b in
+            var sum: Double = 0
+            for j in 0..<d { sum += Double(src[j]) }
+            let mean = Float(sum / Double(d))
+            var sq: Double = 0
+            for j in 0..<d { let t = Double(src[j] - mean); sq += t * t }
+            let std = Float((sq / Double(d - 1)).squareRoot())
+            let inv = 1 / (std + eps)
+            for j in 0..<d { dst[j] = w[j] * (src[j] - mean) * inv + b[j] }
         }
     }
 
