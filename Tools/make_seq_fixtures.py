@@ -260,11 +260,13 @@ def write_transformer(name, out_dir, gen, config, batch, s, t, full):
                 m.b_2.copy_(torch.randn(m.b_2.shape, generator=gen) * 0.1)
     paths = ([f"encoder.layers.{i}" for i in range(config["layers"])] + ["encoder"]
              + [f"decoder.layers.{i}" for i in range(config["layers"])] + ["decoder"])
-    acts = capture_hooks(model, paths)
+    acts, hooks = capture_hooks(model, paths)
     src, tgt, src_mask, tgt_mask = transformer_inputs(gen, batch, s, t, config["src_vocab"], config["tgt_vocab"])
     with torch.no_grad():
         y = model(src, tgt, src_mask, tgt_mask)
         acts["generator"] = model.generator(y)
+    for h in hooks:
+        h.remove()
     ref = {"input.src": src, "input.tgt": tgt, "input.src_mask": src_mask, "input.tgt_mask": tgt_mask, "output": y}
     ref.update({p: acts[p] for p in paths + ["generator"]})
     sd = model.state_dict()
@@ -416,7 +418,11 @@ def write_sepvit(name, out_dir, gen, config, image, batch, full):
     x = torch.randn(batch, config.get("channels", 3), image, image, generator=gen)
     write_image_model(name, model, x, paths, out_dir, full)
     if full:   # the whole module, as users of vit-pytorch save it (torch.save(model))
-        torch.save(model, os.path.join(out_dir, f"{name}.module.pth"))
+        # Written last and renamed into place: Tools/full_parity.sh takes this file as the sign that the set is
+        # complete, so a failed save must not leave a partial one behind.
+        path = os.path.join(out_dir, f"{name}.module.pth")
+        torch.save(model, path + ".partial")
+        os.replace(path + ".partial", path)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -431,17 +437,21 @@ def randomise_layernorms(model, gen):
 
 
 def capture_hooks(model, paths):
+    """Forward hooks that keep each path's output; returns the dict they fill and their handles (remove them after
+    the forward: a module still holding the hooks' lambdas cannot be pickled by `torch.save(model)`)."""
     acts = {}
     modules = dict(model.named_modules())
-    for p in paths:
-        modules[p].register_forward_hook(lambda mod, inp, out, p=p: acts.__setitem__(p, out.detach().clone()))
-    return acts
+    handles = [modules[p].register_forward_hook(lambda mod, inp, out, p=p: acts.__setitem__(p, out.detach().clone()))
+               for p in paths]
+    return acts, handles
 
 
 def write_image_model(name, model, x, paths, out_dir, full):
-    acts = capture_hooks(model, paths)
+    acts, hooks = capture_hooks(model, paths)
     with torch.no_grad():
         y = model(x)
+    for h in hooks:
+        h.remove()
     ref = {"input": x, "output": y}
     ref.update({p: acts[p] for p in paths})
     sd = model.state_dict()
