@@ -15,8 +15,12 @@ extension KernelTests {
 
     func testLinearEpiloguesMatchReference() {
         // (batch, tokens, in, out): small enough for one block, and large enough (≥ 2^20 multiply-adds) for the
-        // column split, with widths that leave a short last block and vector tails.
-        for (b, t, inF, outF) in [(2, 3, 5, 7), (3, 37, 129, 131), (1, 197, 96, 100), (2, 5, 0, 9)] {
+        // column split, with widths that leave a short last block and vector tails. Up to `shortInputRows` rows
+        // (6, 111, 128: whole 4 × 4 transpose tiles and ragged ones) take the transposed-product path, more rows
+        // (129, 197) and in = 0 the direct one.
+        XCTAssertEqual(Kernels.shortInputRows, 128)
+        for (b, t, inF, outF) in [(2, 3, 5, 7), (3, 37, 129, 131), (2, 64, 72, 132), (1, 129, 72, 130), (1, 197, 96, 100),
+                                  (2, 5, 0, 9)] {
             let x = random([b, t, inF], seed: UInt64(inF + 1)), w = random([outF, inF], seed: UInt64(outF + 2))
             let bias = random([outF], seed: 3), residual = random([b, t, outF], seed: 4)
             for (useBias, useResidual, gelu) in [(true, false, false), (false, false, false), (true, true, false),

@@ -124,7 +124,7 @@ extension Gemm {
     /// Cuts 0..<count into one contiguous range per `Parallel` worker (a single range below `minimumWork`), starting
     /// at multiples of 16, and runs `block` on each with OpenBLAS single-threaded — even for one block: waking its
     /// pool for a small GEMM leaves the pool's threads spinning (sched_yield) against the next parallel kernel.
-    private static func forEachBlock(of count: Int, work: Int, minimumWork: Int, _ block: @Sendable (Range<Int>) -> Void) {
+    static func forEachBlock(of count: Int, work: Int, minimumWork: Int, _ block: @Sendable (Range<Int>) -> Void) {
         let units = (count + 15) / 16
         let blocks = Swift.min(units, work < minimumWork ? 1 : Parallel.workers)
         withSingleThreadedBLAS {
