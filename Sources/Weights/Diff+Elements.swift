@@ -15,6 +15,11 @@ enum ElementComparison {
         if a.dtype.isPacked || b.dtype.isPacked { return bytes(a, b) }
         var acc = Accumulator(shape: a.shape)
         let count = a.elementCount
+        // The same bits are the same values (NaN included): the usual case of a conversion check, at memcmp speed.
+        if a.dtype == b.dtype && sameBytes(a.bytes, b.bytes) {
+            let domain: ValueDiff.Domain = a.dtype.isComplex ? .complex128 : (a.dtype.isFloatingPoint ? .float64 : .integer)
+            return acc.result(domain, elements: count)
+        }
         if a.dtype.isComplex || b.dtype.isComplex {
             blocks(a, b, as: .complex128, count: count) { x, y, base, n in
                 let p = x.assumingMemoryBound(to: Double.self), q = y.assumingMemoryBound(to: Double.self)
@@ -48,14 +53,22 @@ enum ElementComparison {
             return acc.result(.integer, elements: count)
         }
         blocks(a, b, as: .float64, count: count) { x, y, base, n in
-            let p = x.assumingMemoryBound(to: Double.self), q = y.assumingMemoryBound(to: Double.self)
+            // The hot loop of a real diff: counts and the running maximum kept in locals, the accumulator
+            // updated once per block.
+            let p = UnsafeBufferPointer(start: x.assumingMemoryBound(to: Double.self), count: n)
+            let q = UnsafeBufferPointer(start: y.assumingMemoryBound(to: Double.self), count: n)
+            var beyond = 0, best = acc.maxAbs, bestIndex = -1
+            let first = acc.worst == nil
             for i in 0..<n {
-                let (u, v) = (p[i], q[i])
+                let u = p[i], v = q[i]
                 if u == v || (u.isNaN && v.isNaN) { continue }
                 let finite = u.isFinite && v.isFinite
                 let d = finite ? abs(u - v) : .infinity
-                acc.add(d, within: finite && d <= atol + rtol * abs(v), at: base + i, .real(u), .real(v))
+                if !(finite && d <= atol + rtol * abs(v)) { beyond += 1 }
+                if d > best || (first && bestIndex < 0) { best = d; bestIndex = i }
             }
+            acc.beyond += beyond
+            if bestIndex >= 0 { acc.add(best, within: true, at: base + bestIndex, .real(p[bestIndex]), .real(q[bestIndex])) }
         }
         return acc.result(.float64, elements: count)
     }
@@ -72,6 +85,31 @@ enum ElementComparison {
                          index: first.map { [$0] }, a: first.map { .byte(a.bytes[$0]) }, b: first.map { .byte(b.bytes[$0]) })
     }
 
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in
+            guard let p = x.baseAddress, let q = y.baseAddress else { return true }
+            return memcmp(p, q, a.count) == 0
+        } }
+    }
+
+    /// Widens `n` elements of `dtype` at `src` into `dst` as `wide`. float32 (and float16 / bfloat16, through
+    /// DTypeConversion's vector kernels into `scratch`) → float64 by a direct loop; everything else through
+    /// `DTypeConversion` element by element.
+    static func widen(_ src: UnsafeRawPointer, _ dtype: DType, into dst: UnsafeMutableRawPointer, _ wide: DType, count n: Int,
+                      scratch: UnsafeMutablePointer<Float>) {
+        var floats: UnsafeRawPointer?
+        if wide == .float64 && dtype == .float32 {
+            floats = src
+        } else if wide == .float64 && (dtype == .float16 || dtype == .bfloat16) {
+            DTypeConversion.convert(src, from: dtype, into: UnsafeMutableRawPointer(scratch), to: .float32, count: n)
+            floats = UnsafeRawPointer(scratch)
+        }
+        guard let floats else { return DTypeConversion.convert(src, from: dtype, into: dst, to: wide, count: n) }
+        let d = dst.assumingMemoryBound(to: Double.self)
+        for i in 0..<n { d[i] = Double(floats.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)) }
+    }
+
     /// Calls `body` with each block of both tensors widened to `as` (the same type for both sides).
     static func blocks(_ a: Tensor, _ b: Tensor, as wide: DType, count: Int,
                        _ body: (UnsafeRawPointer, UnsafeRawPointer, Int, Int) -> Void) {
@@ -85,15 +123,16 @@ enum ElementComparison {
         let n0 = Swift.min(block, count)
         let bufA = UnsafeMutableRawPointer.allocate(byteCount: n0 * wide.0.byteSize, alignment: 16)
         let bufB = UnsafeMutableRawPointer.allocate(byteCount: n0 * wide.1.byteSize, alignment: 16)
-        defer { bufA.deallocate(); bufB.deallocate() }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n0)
+        defer { bufA.deallocate(); bufB.deallocate(); scratch.deallocate() }
         a.bytes.withUnsafeBytes { ra in
             b.bytes.withUnsafeBytes { rb in
                 guard let pa = ra.baseAddress, let pb = rb.baseAddress else { return }
                 var start = 0
                 while start < count {
                     let n = Swift.min(block, count - start)
-                    DTypeConversion.convert(pa + start * a.dtype.byteSize, from: a.dtype, into: bufA, to: wide.0, count: n)
-                    DTypeConversion.convert(pb + start * b.dtype.byteSize, from: b.dtype, into: bufB, to: wide.1, count: n)
+                    widen(pa + start * a.dtype.byteSize, a.dtype, into: bufA, wide.0, count: n, scratch: scratch)
+                    widen(pb + start * b.dtype.byteSize, b.dtype, into: bufB, wide.1, count: n, scratch: scratch)
                     body(UnsafeRawPointer(bufA), UnsafeRawPointer(bufB), start, n)
                     start += n
                 }
