@@ -72,7 +72,7 @@ public enum Checkpoint {
         let superblock = hdf5SignatureOffset(b)
         guard let claim else {
             if superblock != nil { return .hdf5 }
-            throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy or .npz); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
+            throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy, .npz or .keras); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
         }
         let format = try claim.format(path: path)
         if let superblock {
@@ -99,6 +99,7 @@ public enum Checkpoint {
         case .hdf5: return try HDF5Reader.read(path: path)
         case .npy: return try NumpyReader.readNPY(path: path)
         case .npz: return try NumpyReader.readNPZ(path: path, options: options)
+        case .keras: return try KerasArchiveReader.read(path: path, options: options)
         }
     }
 }

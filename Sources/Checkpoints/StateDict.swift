@@ -96,6 +96,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case hdf5
     case npy
     case npz
+    /// Keras 3 `.keras` archive (zip of config.json, metadata.json, model.weights.h5).
+    case keras
 }
 
 /// An ordered map of dotted names to tensors, plus the non-tensor leaves of the checkpoint as metadata.

@@ -8,7 +8,7 @@ struct InspectCommand: ParsableCommand {
         abstract: "List the tensors and metadata of a checkpoint without reading tensor data."
     )
 
-    @Argument(help: "Checkpoint file (.pth/.pt/.bin, .safetensors, .h5, .npy, .npz; the format is sniffed from content), or a sharded checkpoint's index (*.index.json) or folder.")
+    @Argument(help: "Checkpoint file (.pth/.pt/.bin, .safetensors, .h5, .keras, .npy, .npz; the format is sniffed from content), or a sharded checkpoint's index (*.index.json) or folder.")
     var file: String
 
     @Option(name: .long, help: "Only the subtree under this dotted path (e.g. state_dict).")
