@@ -1,6 +1,10 @@
-/// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it.
+import Foundation
+
+/// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it. A
+/// sharded checkpoint is read as one: its index file, or the directory holding it (`ShardedCheckpoint`).
 public enum Checkpoint {
-    /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
+    /// Reads the table of contents of `path` (a file, a sharded checkpoint's index or its directory). Tensor data
+    /// is read lazily by `TensorEntry.load()`.
     /// `options` holds the CRC and output-size checks (see `ReadOptions`).
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let faults = MappingGuard.faultCount
@@ -15,12 +19,33 @@ public enum Checkpoint {
     }
 
     private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
+        if isDirectory(path) { return try openDirectory(path, options: options) }
+        if ShardedCheckpoint.isIndex(path) { return try ShardedCheckpoint.read(index: path, options: options) }
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             let sd = try read(format, path: path, options: options)
             try options.checkOutputSize(sd, fileSize: fileSize(path))
             return sd
         }
+    }
+
+    /// A directory is read by what it holds: a Hugging Face index (`*.index.json`, exactly one) and its shards.
+    static func openDirectory(_ path: String, options: ReadOptions) throws -> StateDict {
+        // Other directory layouts are told apart here, before the index search.
+        let indexes = try ShardedCheckpoint.indexes(inDirectory: path)
+        guard indexes.count == 1, let index = indexes.first else {
+            if indexes.isEmpty {
+                throw CheckpointError("is a directory holding no checkpoint index (*.index.json); give a checkpoint file or a sharded checkpoint's folder", file: path)
+            }
+            let names = indexes.prefix(8).map { "'\(($0 as NSString).lastPathComponent)'" }.joined(separator: ", ")
+            throw CheckpointError("directory holds \(indexes.count) checkpoint indexes (\(names)\(indexes.count > 8 ? ", …" : "")); give the index file to read", file: path)
+        }
+        return try ShardedCheckpoint.read(index: index, options: options)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Reads `path` and, if `key` is given, keeps only the subtree under it.

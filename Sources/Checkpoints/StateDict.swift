@@ -113,6 +113,9 @@ public struct StateDict: Sendable {
     public var neutralisedGlobals: [String] = []
     /// Tensors of kinds this reader cannot represent, listed by name (they are not in `tensors`).
     public var unsupported: [UnsupportedTensor] = []
+    /// For a sharded checkpoint (`file` is then its index): the shard files read, in the order their tensors
+    /// come (`format` is the first shard's). Empty for a single file.
+    public var shards: [String] = []
 
     public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
         self.format = format
@@ -140,6 +143,7 @@ public struct StateDict: Sendable {
         let prefix = path.hasSuffix(".") ? path : path + "."
         var out = StateDict(format: format, file: file)
         out.neutralisedGlobals = neutralisedGlobals
+        out.shards = shards
         for var t in tensors where t.name.hasPrefix(prefix) {
             t.name = String(t.name.dropFirst(prefix.count))
             out.tensors.append(t)
