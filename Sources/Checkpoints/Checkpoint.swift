@@ -15,6 +15,14 @@ public enum Checkpoint {
     }
 
     private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
+        // A PyTorch Distributed Checkpoint: a directory holding `.metadata`, or that file itself.
+        if let directory = DistributedCheckpointReader.directory(of: path) {
+            return try CheckpointError.withContext(file: path) {
+                let (sd, inputBytes) = try DistributedCheckpointReader.read(directory: directory, path: path, options: options)
+                try options.checkOutputSize(sd, fileSize: inputBytes)
+                return sd
+            }
+        }
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             let sd = try read(format, path: path, options: options)
@@ -74,6 +82,9 @@ public enum Checkpoint {
         case .hdf5: return try HDF5Reader.read(path: path)
         case .npy: return try NumpyReader.readNPY(path: path)
         case .npz: return try NumpyReader.readNPZ(path: path, options: options)
+        case .dcp:
+            let directory = DistributedCheckpointReader.directory(of: path) ?? path
+            return try DistributedCheckpointReader.read(directory: directory, path: path, options: options).0
         }
     }
 }
