@@ -111,6 +111,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case hdf5
     case npy
     case npz
+    /// Keras 3 `.keras` archive (zip of config.json, metadata.json, model.weights.h5).
+    case keras
     /// A PyTorch Distributed Checkpoint directory (`.metadata` + `__<rank>_<n>.distcp` files).
     case dcp = "pytorch-dcp"
 }
@@ -128,6 +130,9 @@ public struct StateDict: Sendable {
     public var neutralisedGlobals: [String] = []
     /// Tensors of kinds this reader cannot represent, listed by name (they are not in `tensors`).
     public var unsupported: [UnsupportedTensor] = []
+    /// For a sharded checkpoint (`file` is then its index): the shard files read, in the order their tensors
+    /// come (`format` is the first shard's). Empty for a single file.
+    public var shards: [String] = []
 
     public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
         self.format = format
@@ -155,6 +160,7 @@ public struct StateDict: Sendable {
         let prefix = path.hasSuffix(".") ? path : path + "."
         var out = StateDict(format: format, file: file)
         out.neutralisedGlobals = neutralisedGlobals
+        out.shards = shards
         for var t in tensors where t.name.hasPrefix(prefix) {
             t.name = String(t.name.dropFirst(prefix.count))
             out.tensors.append(t)

@@ -101,6 +101,11 @@ package final class ZipArchive: @unchecked Sendable {
         return Array(whole[offset..<end])
     }
 
+    /// Checks a stored member's CRC-32 now (once per member), without reading it into memory.
+    package func checkCRC(_ m: Member) throws {
+        if m.isStored { try checkStored(m) } else { _ = try inflatedMember(m) }
+    }
+
     /// CRC-32 of a stored member, computed once (streamed through a bounded buffer).
     private func checkStored(_ m: Member) throws {
         if lock.withLock({ checked.contains(m.index) }) { return }
