@@ -214,7 +214,14 @@ final class DataFiles {
         if let hit = open[rel] {
             f = hit
         } else {
-            f = try DataFile(path: (directory as NSString).appendingPathComponent(rel))
+            let path = (directory as NSString).appendingPathComponent(rel)
+            // Symbolic links: the file must resolve to a place inside the resolved directory.
+            if let realDirectory = ShardedCheckpoint.realPath(directory), let real = ShardedCheckpoint.realPath(path),
+               !ShardedCheckpoint.inside(real, realDirectory) {
+                throw CheckpointError("relative_path '\(rel)' resolves (through a symbolic link) to \(real), outside the checkpoint directory; refused",
+                                      file: (directory as NSString).appendingPathComponent(".metadata"), key: key)
+            }
+            f = try DataFile(path: path)
             open[rel] = f
             totalBytes = StateDict.saturatingAdd(totalBytes, f.size)
         }

@@ -133,6 +133,20 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         }
     }
 
+    func testDataFileLinkedOutsideTheDirectoryIsRefused() throws {
+        let dir = try crafted { _ in }
+        let outside = path("outside.distcp")
+        try FileManager.default.moveItem(atPath: dir + "/__1_0.distcp", toPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/__1_0.distcp", withDestinationPath: outside)
+        let e = checkpointError { try openAndLoad(dir) }
+        XCTAssertTrue(e?.description.contains("resolves (through a symbolic link)") ?? false, e?.description ?? "")
+        // A link that stays inside the directory is fine.
+        try FileManager.default.removeItem(atPath: dir + "/__1_0.distcp")
+        try FileManager.default.moveItem(atPath: outside, toPath: dir + "/real_1.distcp")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/__1_0.distcp", withDestinationPath: "real_1.distcp")
+        XCTAssertNoThrow(try openAndLoad(dir))
+    }
+
     func testChunkLayoutCheck() throws {
         func check(_ shape: [Int], _ chunks: [([Int], [Int])]) throws {
             try ChunkLayout.check(shape: shape, chunks: chunks.map { (offsets: $0.0, sizes: $0.1) }, where: { "file\($0)" })
