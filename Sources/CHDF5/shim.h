@@ -90,4 +90,59 @@ static inline void weights_close_other_fds(int keep1, int keep2) {
     closedir(d);
     for (int i = 0; i < count; i++) close(fds[i]);
 }
+// A file-access property list that opens `len` bytes at `buf` as a read-only HDF5 file image (the core driver, no
+// backing store), without copying them: the image callbacks hand libhdf5 the caller's buffer wherever it would
+// allocate and copy one, refuse to grow it, and never free it. The caller keeps `buf` alive and unchanged while the
+// file is open. Returns a negative id on failure. (For `.keras` archives: the inner model.weights.h5 is opened from
+// the archive's mapping or from the inflated member, in the HDF5 child process; see Sources/Checkpoints/KerasArchive.swift.)
+typedef struct { const void *buf; size_t len; int refs; } weights_h5_image_t;
+
+static void *weights_h5_image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
+    weights_h5_image_t *im = (weights_h5_image_t *)udata;
+    (void)op;
+    return size == im->len ? (void *)im->buf : NULL;
+}
+static void *weights_h5_image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op, void *udata) {
+    weights_h5_image_t *im = (weights_h5_image_t *)udata;
+    (void)op;
+    // Only the "copy" of the image onto itself: anything else would mean libhdf5 wants a private copy.
+    return (dest == src && dest == im->buf && size <= im->len) ? dest : NULL;
+}
+static void *weights_h5_image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)ptr; (void)size; (void)op; (void)udata;
+    return NULL;
+}
+static herr_t weights_h5_image_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
+    (void)ptr; (void)op; (void)udata;
+    return 0;
+}
+static void *weights_h5_image_udata_copy(void *udata) {
+    ((weights_h5_image_t *)udata)->refs += 1;
+    return udata;
+}
+static herr_t weights_h5_image_udata_free(void *udata) {
+    weights_h5_image_t *im = (weights_h5_image_t *)udata;
+    if (--im->refs == 0) free(im);
+    return 0;
+}
+
+static inline hid_t weights_h5_image_fapl(const void *buf, size_t len) {
+    if (buf == NULL || len == 0) return -1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    weights_h5_image_t *im = (weights_h5_image_t *)malloc(sizeof *im);
+    if (!im) { H5Pclose(fapl); return -1; }
+    im->buf = buf; im->len = len; im->refs = 1;
+    H5FD_file_image_callbacks_t cb = {
+        weights_h5_image_malloc, weights_h5_image_memcpy, weights_h5_image_realloc, weights_h5_image_free,
+        weights_h5_image_udata_copy, weights_h5_image_udata_free, im
+    };
+    if (H5Pset_fapl_core(fapl, 1 << 20, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0) {
+        weights_h5_image_udata_free(im); H5Pclose(fapl); return -1;
+    }
+    // libhdf5 took its own reference (udata_copy) when it kept udata; drop ours then (else keep it: a few bytes).
+    if (im->refs > 1) weights_h5_image_udata_free(im);
+    if (H5Pset_file_image(fapl, (void *)buf, len) < 0) { H5Pclose(fapl); return -1; }
+    return fapl;
+}
 #endif

@@ -12,9 +12,16 @@ extension Checkpoint {
             switch self {
             case .zip:
                 let zip = try ZipArchive(path: path)
-                if zip.members.contains(where: { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }) { return .pytorchZip }
+                let torch = zip.members.first { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }
+                let keras = KerasArchiveReader.isKerasArchive(Set(zip.members.map(\.name)))
+                if let torch, keras {
+                    throw CheckpointError("ambiguous zip archive: it holds a PyTorch data.pkl and Keras records (config.json, metadata.json, "
+                                          + "\(KerasArchiveReader.weightsMember)); refused", file: path, member: torch.name)
+                }
+                if torch != nil { return .pytorchZip }
+                if keras { return .keras }
                 if !zip.members.isEmpty && zip.members.allSatisfy({ $0.name.hasSuffix(".npy") }) { return .npz }
-                throw CheckpointError("zip archive holds neither a PyTorch data.pkl nor only .npy members", file: path)
+                throw CheckpointError("zip archive holds neither a PyTorch data.pkl, a Keras \(KerasArchiveReader.weightsMember) nor only .npy members", file: path)
             case .npy: return .npy
             case .hdf5: return .hdf5
             case .legacyPickle, .pickle: return .pytorchLegacy

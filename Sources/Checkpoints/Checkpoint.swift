@@ -1,6 +1,10 @@
-/// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it.
+import Foundation
+
+/// Entry point of the readers: sniffs the format from the file's content (never its name) and reads it. A
+/// sharded checkpoint is read as one: its index file, or the directory holding it (`ShardedCheckpoint`).
 public enum Checkpoint {
-    /// Reads the table of contents of `path`. Tensor data is read lazily by `TensorEntry.load()`.
+    /// Reads the table of contents of `path` (a file, a sharded checkpoint's index or its directory). Tensor data
+    /// is read lazily by `TensorEntry.load()`.
     /// `options` holds the CRC and output-size checks (see `ReadOptions`).
     public static func open(_ path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
         let faults = MappingGuard.faultCount
@@ -15,12 +19,41 @@ public enum Checkpoint {
     }
 
     private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
+        // A PyTorch Distributed Checkpoint: a directory holding `.metadata`, or that file itself.
+        if let directory = DistributedCheckpointReader.directory(of: path) {
+            return try CheckpointError.withContext(file: path) {
+                let (sd, inputBytes) = try DistributedCheckpointReader.read(directory: directory, path: path, options: options)
+                try options.checkOutputSize(sd, fileSize: inputBytes)
+                return sd
+            }
+        }
+        if isDirectory(path) { return try openDirectory(path, options: options) }
+        if ShardedCheckpoint.isIndex(path) { return try ShardedCheckpoint.read(index: path, options: options) }
         let format = try sniff(path)
         return try CheckpointError.withContext(file: path) {
             let sd = try read(format, path: path, options: options)
             try options.checkOutputSize(sd, fileSize: fileSize(path))
             return sd
         }
+    }
+
+    /// A directory is read by what it holds: a Hugging Face index (`*.index.json`, exactly one) and its shards.
+    static func openDirectory(_ path: String, options: ReadOptions) throws -> StateDict {
+        // Other directory layouts are told apart here, before the index search.
+        let indexes = try ShardedCheckpoint.indexes(inDirectory: path)
+        guard indexes.count == 1, let index = indexes.first else {
+            if indexes.isEmpty {
+                throw CheckpointError("is a directory holding no checkpoint index (*.index.json); give a checkpoint file or a sharded checkpoint's folder", file: path)
+            }
+            let names = indexes.prefix(8).map { "'\(($0 as NSString).lastPathComponent)'" }.joined(separator: ", ")
+            throw CheckpointError("directory holds \(indexes.count) checkpoint indexes (\(names)\(indexes.count > 8 ? ", …" : "")); give the index file to read", file: path)
+        }
+        return try ShardedCheckpoint.read(index: index, options: options)
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Reads `path` and, if `key` is given, keeps only the subtree under it.
@@ -47,7 +80,7 @@ public enum Checkpoint {
         let superblock = hdf5SignatureOffset(b)
         guard let claim else {
             if superblock != nil { return .hdf5 }
-            throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy or .npz); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
+            throw CheckpointError("unrecognised format (not a PyTorch zip or legacy pickle, safetensors, HDF5, .npy, .npz or .keras); first bytes: \(b.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " "))", file: path, offset: 0)
         }
         let format = try claim.format(path: path)
         if let superblock {
@@ -74,6 +107,10 @@ public enum Checkpoint {
         case .hdf5: return try HDF5Reader.read(path: path)
         case .npy: return try NumpyReader.readNPY(path: path)
         case .npz: return try NumpyReader.readNPZ(path: path, options: options)
+        case .keras: return try KerasArchiveReader.read(path: path, options: options)
+        case .dcp:
+            let directory = DistributedCheckpointReader.directory(of: path) ?? path
+            return try DistributedCheckpointReader.read(directory: directory, path: path, options: options).0
         }
     }
 }

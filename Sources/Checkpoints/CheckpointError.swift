@@ -6,14 +6,17 @@ import TensorCore
 /// in one line: `model.pth: member 'archive/data.pkl', byte 1234, key 'layer1.0.weight': what went wrong`.
 public struct CheckpointError: WeightsError, Equatable {
     public var file: String?
+    /// The shard file of a sharded checkpoint (`file` is then its index), as the index names it.
+    public var shard: String?
     public var member: String?
     public var offset: Int?
     public var key: String?
     public var message: String
 
-    public init(_ message: String, file: String? = nil, member: String? = nil, offset: Int? = nil, key: String? = nil) {
+    public init(_ message: String, file: String? = nil, shard: String? = nil, member: String? = nil, offset: Int? = nil, key: String? = nil) {
         self.message = message
         self.file = file
+        self.shard = shard
         self.member = member
         self.offset = offset
         self.key = key
@@ -23,6 +26,7 @@ public struct CheckpointError: WeightsError, Equatable {
     /// is capped, so hostile bytes cannot span lines or drive the terminal.
     public var description: String {
         var where_: [String] = []
+        if let shard { where_.append("shard '\(Self.printable(shard))'") }
         if let member { where_.append("member '\(Self.printable(member))'") }
         if let offset { where_.append("byte \(offset)") }
         if let key { where_.append("key '\(Self.printable(key))'") }

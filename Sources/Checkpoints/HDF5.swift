@@ -27,10 +27,20 @@ package enum HDF5Reader {
     public static func read(path: String) throws -> StateDict {
         H5.prepare()
         try requireSuperblockAtStart(path: path)
+        let source = H5Source(path: path, image: nil)
+        let spans = try? SourceFile(path: path)
+        return try read(source, format: .hdf5, spans: spans.map { (file: $0, base: 0) })
+    }
+
+    /// Reads `source` (a file, or an in-memory image of one). `spans` says where the source's bytes lie in a file
+    /// on disk (the file itself, or the archive holding a stored image at byte `base`), for zero-copy writers.
+    static func read(_ source: H5Source, format: CheckpointFormat, spans: (file: SourceFile, base: Int)?) throws -> StateDict {
+        H5.prepare()
+        let path = source.path
         // libhdf5 runs in a child process (see HDF5Isolation.swift): it can crash on corrupt files. The child that
         // walked the structure stays to serve the loads; in-process (debugging), the file is opened here again.
-        let (walk, server) = try H5Isolation.walk(path: path)
-        let file = server == nil ? try H5.locked { try H5File(path: path) } : nil
+        let (walk, server) = try H5Isolation.walk(source: source)
+        let file = server == nil ? try H5.locked { try H5File(source: source) } : nil
         var tensors = walk.datasets
         var metadata = walk.metadata
         if let keras = HDF5Keras.rename(&tensors, stringAttributes: walk.stringAttributes) {
@@ -38,20 +48,21 @@ package enum HDF5Reader {
         }
         var seen = Set<String>()
         for t in tensors where !seen.insert(t.name).inserted {
-            throw CheckpointError("two datasets map to the same tensor name (one of them is \(t.hdfPath))", file: path, key: t.name)
+            throw CheckpointError("two datasets map to the same tensor name (one of them is \(t.hdfPath))", file: path, member: source.member, key: t.name)
         }
-        let source = tensors.contains { $0.verbatimOffset >= 0 } ? try? SourceFile(path: path) : nil
-        var st = stat()
-        let fileSize = stat(path, &st) == 0 ? Int(st.st_size) : 0
+        let size = source.byteCount
         let entries = tensors.map { d in
-            let inFile = d.verbatimOffset >= 0 && d.verbatimOffset <= fileSize - d.byteCount
-            let span = inFile ? source.map { FileSpan(file: $0, offset: d.verbatimOffset, count: d.byteCount) } : nil
-            return TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: d.hdfPath + d.plan.note, span: span) {
-                if let server { return try server.load(d) }
-                return try H5.locked { try d.load(file!) }
+            let inSource = d.verbatimOffset >= 0 && d.verbatimOffset <= size - d.byteCount
+            let span = inSource ? spans.map { FileSpan(file: $0.file, offset: $0.base + d.verbatimOffset, count: d.byteCount) } : nil
+            let location = (source.member.map { $0 + ":" } ?? "") + d.hdfPath + d.plan.note
+            return TensorEntry(name: d.name, dtype: d.dtype, shape: d.shape, location: location, span: span) {
+                try CheckpointError.withContext(member: source.member) {
+                    if let server { return try server.load(d) }
+                    return try H5.locked { try d.load(file!) }
+                }
             }
         }
-        return StateDict(format: .hdf5, file: path, tensors: entries, metadata: metadata)
+        return StateDict(format: format, file: path, tensors: entries, metadata: metadata)
     }
 }
 
@@ -59,29 +70,42 @@ package enum HDF5Reader {
 final class H5File: @unchecked Sendable {
     let id: hid_t
     let path: String
+    /// The in-memory image the file was opened from (kept alive while the file is open).
+    private let image: H5Image?
 
     /// Whether `deinit` takes `H5.lock` (not in a forked child, where the lock's owner thread does not exist).
     private let closeUnderLock: Bool
 
-    init(path: String, closeUnderLock: Bool = true) throws {
+    convenience init(path: String, closeUnderLock: Bool = true) throws {
+        try self.init(source: H5Source(path: path, image: nil), closeUnderLock: closeUnderLock)
+    }
+
+    init(source: H5Source, closeUnderLock: Bool = true) throws {
+        let path = source.path
         self.path = path
         self.closeUnderLock = closeUnderLock
-        let ok = H5Fis_hdf5(path)
-        guard ok > 0 else {
-            let why = ok < 0 ? H5.lastError() : "no HDF5 signature"
-            throw CheckpointError("not a readable HDF5 file (\(why))", file: path)
-        }
-        let fapl = H5Pcreate(weights_h5p_file_access())
-        defer { if fapl >= 0 { H5Pclose(fapl) } }
-        if fapl >= 0 {
-            // Reading needs no lock; without this, opening fails on file systems without flock.
-            _ = H5Pset_file_locking(fapl, false, true)
-            // The plain POSIX driver, whatever the superblock's driver block says: no family, split or multi files.
-            _ = H5Pset_fapl_sec2(fapl)
-        }
-        let id = H5Fopen(path, weights_h5f_acc_rdonly(), fapl >= 0 ? fapl : weights_h5p_default())
-        guard id >= 0 else {
-            throw CheckpointError("cannot open HDF5 file (corrupt or truncated?): \(H5.lastError())", file: path)
+        self.image = source.image
+        let id: hid_t
+        if let image = source.image {
+            id = try image.open(path: path)
+        } else {
+            let ok = H5Fis_hdf5(path)
+            guard ok > 0 else {
+                let why = ok < 0 ? H5.lastError() : "no HDF5 signature"
+                throw CheckpointError("not a readable HDF5 file (\(why))", file: path)
+            }
+            let fapl = H5Pcreate(weights_h5p_file_access())
+            defer { if fapl >= 0 { H5Pclose(fapl) } }
+            if fapl >= 0 {
+                // Reading needs no lock; without this, opening fails on file systems without flock.
+                _ = H5Pset_file_locking(fapl, false, true)
+                // The plain POSIX driver, whatever the superblock's driver block says: no family, split or multi files.
+                _ = H5Pset_fapl_sec2(fapl)
+            }
+            id = H5Fopen(path, weights_h5f_acc_rdonly(), fapl >= 0 ? fapl : weights_h5p_default())
+            guard id >= 0 else {
+                throw CheckpointError("cannot open HDF5 file (corrupt or truncated?): \(H5.lastError())", file: path)
+            }
         }
         self.id = id
     }

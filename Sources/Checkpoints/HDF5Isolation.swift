@@ -48,20 +48,23 @@ enum H5Isolation {
     static var inProcess: Bool { getenv("WEIGHTS_HDF5_IN_PROCESS") != nil }
 
     /// Walks `path` in a child that then stays to serve loads (nil in-process).
-    static func walk(path: String) throws -> (Walk, H5Server?) {
+    static func walk(path: String) throws -> (Walk, H5Server?) { try walk(source: H5Source(path: path, image: nil)) }
+
+    /// Walks `source` (a file or an in-memory image) the same way.
+    static func walk(source: H5Source) throws -> (Walk, H5Server?) {
         if inProcess {
-            return (try H5.locked { try walkHere(path: path, underLock: true).0 }, nil)
+            return (try H5.locked { try walkHere(source: source, underLock: true).0 }, nil)
         }
-        let server = H5Server(path: path)
+        let server = H5Server(source: source)
         let walk = try server.start(walk: true)
         return (walk!, server)
     }
 
     /// The walk itself, in whichever process runs it; also returns the open file for the reads that follow.
-    static func walkHere(path: String, underLock: Bool) throws -> (Walk, H5File) {
-        let file = try H5File(path: path, closeUnderLock: underLock)
+    static func walkHere(source: H5Source, underLock: Bool) throws -> (Walk, H5File) {
+        let file = try CheckpointError.withContext(member: source.member) { try H5File(source: source, closeUnderLock: underLock) }
         var walker = H5Walker(file: file)
-        try CheckpointError.withContext(file: path) {
+        try CheckpointError.withContext(file: source.path, member: source.member) {
             try walker.visitGroup(file.id, hdfPath: "/", depth: 0)
         }
         return (Walk(datasets: walker.datasets, metadata: walker.metadata, stringAttributes: walker.stringAttributes), file)

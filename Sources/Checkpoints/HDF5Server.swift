@@ -8,12 +8,13 @@ import TensorCore
 /// The child process that runs libhdf5 for one input file (see `H5Isolation`): forked for the walk, kept for the
 /// loads, forked again (without a walk) if a load killed it. Thread-safe: one request at a time.
 final class H5Server: @unchecked Sendable {
-    let path: String
+    let source: H5Source
+    var path: String { source.path }
     private let lock = NSLock()
     private var pid: pid_t = -1
     private var socket: Int32 = -1
 
-    init(path: String) { self.path = path }
+    init(source: H5Source) { self.source = source }
 
     /// The serving child's process id (-1 between a crash and the next load).
     var childPID: pid_t { lock.lock(); defer { lock.unlock() }; return pid }
@@ -43,7 +44,7 @@ final class H5Server: @unchecked Sendable {
         }
         if child == 0 {
             close(fds[0])
-            Self.childMain(path: path, socket: fds[1], walk: walk)
+            Self.childMain(source: source, socket: fds[1], walk: walk)
         }
         close(fds[1])
         pid = child
@@ -63,7 +64,7 @@ final class H5Server: @unchecked Sendable {
             }
         } catch is H5Isolation.ByteReader.Truncated {
             stop()
-            throw CheckpointError("corrupt HDF5 file: the reading process sent a malformed answer", file: path)
+            throw CheckpointError("corrupt HDF5 file: the reading process sent a malformed answer", file: path, member: source.member)
         }
     }
 
@@ -130,12 +131,13 @@ final class H5Server: @unchecked Sendable {
         } else {
             what = "ended early (exit status \((status >> 8) & 0xFF))"
         }
-        return CheckpointError("corrupt HDF5 file: libhdf5 \(what) while \(doing)", file: path)
+        return CheckpointError("corrupt HDF5 file: libhdf5 \(what) while \(doing)", file: path, member: source.member)
     }
 
     // MARK: child
 
-    private static func childMain(path: String, socket: Int32, walk: Bool) -> Never {
+    private static func childMain(source: H5Source, socket: Int32, walk: Bool) -> Never {
+        let path = source.path
         // A crash here must die quietly: no crash backtrace on the user's terminal.
         for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT] { signal(sig, SIG_DFL) }
         weights_close_other_fds(socket, socket)
@@ -147,13 +149,13 @@ final class H5Server: @unchecked Sendable {
             H5Isolation.limitMemory(extra: 512 << 20)
             var out = H5Isolation.ByteWriter()
             do {
-                let (w, f) = try H5Isolation.walkHere(path: path, underLock: false)
+                let (w, f) = try H5Isolation.walkHere(source: source, underLock: false)
                 file = f
                 out.u8(0)
                 H5Isolation.encode(w, into: &out)
             } catch {
                 out.u8(1)
-                H5Isolation.encode(Self.checkpointError(error, path: path), into: &out)
+                H5Isolation.encode(Self.checkpointError(error, source: source), into: &out)
             }
             alarm(0)
             guard H5Isolation.sendMessage(socket, out.bytes), file != nil else { _exit(0) }
@@ -166,7 +168,7 @@ final class H5Server: @unchecked Sendable {
             let (triple, o) = d.byteCount.multipliedReportingOverflow(by: 3)
             H5Isolation.limitMemory(extra: o ? Int.max / 2 : min(Int.max / 2, (512 << 20) + triple))
             do {
-                if file == nil { file = try H5File(path: path, closeUnderLock: false) }
+                if file == nil { file = try H5File(source: source, closeUnderLock: false) }
                 let tensor = try d.load(file!)
                 guard tensor.bytes.count == d.byteCount else {
                     throw CheckpointError("HDF5 dataset '\(d.hdfPath)': read \(tensor.bytes.count) bytes, expected \(d.byteCount)", file: path)
@@ -180,7 +182,7 @@ final class H5Server: @unchecked Sendable {
             } catch {
                 alarm(0)
                 var out = H5Isolation.ByteWriter()
-                H5Isolation.encode(Self.checkpointError(error, path: path), into: &out)
+                H5Isolation.encode(Self.checkpointError(error, source: source), into: &out)
                 var status: UInt8 = 1
                 guard withUnsafeBytes(of: &status, { H5Isolation.send(socket, $0) }),
                       H5Isolation.sendMessage(socket, out.bytes) else { _exit(0) }
@@ -189,7 +191,8 @@ final class H5Server: @unchecked Sendable {
         _exit(0)
     }
 
-    private static func checkpointError(_ error: Error, path: String) -> CheckpointError {
-        (error as? CheckpointError)?.context(file: path) ?? CheckpointError("\(error)", file: path)
+    private static func checkpointError(_ error: Error, source: H5Source) -> CheckpointError {
+        (error as? CheckpointError)?.context(file: source.path, member: source.member)
+            ?? CheckpointError("\(error)", file: source.path, member: source.member)
     }
 }

@@ -41,6 +41,9 @@ public struct TensorEntry: Sendable {
     /// Set when the tensor's bytes lie verbatim (contiguous, little-endian) in its file, so writers can copy
     /// them file-to-file. `load()` always works, with or without it.
     package let span: FileSpan?
+    /// Set when the tensor is stored as separate boxes (a Distributed Checkpoint's chunks) that tile it exactly,
+    /// so writers can place them into the output one at a time. `load()` assembles them in memory.
+    package let chunks: [TensorChunk]?
     private let loader: @Sendable () throws -> Tensor
 
     package init(name: String, dtype: DType, shape: [Int], location: String, span: FileSpan? = nil,
@@ -50,7 +53,19 @@ public struct TensorEntry: Sendable {
         self.shape = shape
         self.location = location
         self.span = span.flatMap { ShapeMath.byteCount(shape, dtype) == $0.count ? $0 : nil }
+        self.chunks = nil
         self.loader = loader
+    }
+
+    /// A tensor stored as `chunks` (checked by the caller to tile `shape` exactly, each of dtype `dtype`).
+    package init(name: String, dtype: DType, shape: [Int], location: String, chunks: [TensorChunk]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.location = location
+        self.span = nil
+        self.chunks = chunks
+        self.loader = { try ChunkPlacement.assemble(dtype: dtype, shape: shape, chunks: chunks) }
     }
 
     /// An entry for a tensor already in memory.
@@ -96,6 +111,10 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case hdf5
     case npy
     case npz
+    /// Keras 3 `.keras` archive (zip of config.json, metadata.json, model.weights.h5).
+    case keras
+    /// A PyTorch Distributed Checkpoint directory (`.metadata` + `__<rank>_<n>.distcp` files).
+    case dcp = "pytorch-dcp"
 }
 
 /// An ordered map of dotted names to tensors, plus the non-tensor leaves of the checkpoint as metadata.
@@ -111,6 +130,9 @@ public struct StateDict: Sendable {
     public var neutralisedGlobals: [String] = []
     /// Tensors of kinds this reader cannot represent, listed by name (they are not in `tensors`).
     public var unsupported: [UnsupportedTensor] = []
+    /// For a sharded checkpoint (`file` is then its index): the shard files read, in the order their tensors
+    /// come (`format` is the first shard's). Empty for a single file.
+    public var shards: [String] = []
 
     public init(format: CheckpointFormat, file: String, tensors: [TensorEntry] = [], metadata: [MetadataEntry] = []) {
         self.format = format
@@ -138,6 +160,7 @@ public struct StateDict: Sendable {
         let prefix = path.hasSuffix(".") ? path : path + "."
         var out = StateDict(format: format, file: file)
         out.neutralisedGlobals = neutralisedGlobals
+        out.shards = shards
         for var t in tensors where t.name.hasPrefix(prefix) {
             t.name = String(t.name.dropFirst(prefix.count))
             out.tensors.append(t)

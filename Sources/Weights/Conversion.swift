@@ -199,7 +199,7 @@ public enum Converter {
     }
 
     /// Provenance entries, carried before the checkpoint's own metadata when limits force a choice.
-    public static let provenanceKeys = ["source_file", "source_format", "converted_by", "source_key", "mapping_table", "model", "model_config"]
+    public static let provenanceKeys = ["source_file", "source_format", "converted_by", "source_shards", "source_key", "mapping_table", "model", "model_config"]
 
     /// `__metadata__` for the output: where it came from plus the checkpoint's non-tensor leaves.
     public static func provenance(_ sd: StateDict, key: String?) -> [String: String] {
@@ -209,6 +209,7 @@ public enum Converter {
             "converted_by": "weights",
         ]
         if let key { m["source_key"] = key }
+        if !sd.shards.isEmpty { m["source_shards"] = String(sd.shards.count) }
         for e in sd.metadata where m[e.name] == nil { m[e.name] = e.value.description }
         return m
     }

@@ -8,7 +8,7 @@ struct InspectCommand: ParsableCommand {
         abstract: "List the tensors and metadata of a checkpoint without reading tensor data."
     )
 
-    @Argument(help: "Checkpoint file (.pth/.pt/.bin, .safetensors, .h5, .npy, .npz); the format is sniffed from content.")
+    @Argument(help: "Checkpoint file (.pth/.pt/.bin, .safetensors, .h5, .keras, .npy, .npz; the format is sniffed from content), or a sharded checkpoint's index (*.index.json) or folder.")
     var file: String
 
     @Option(name: .long, help: "Only the subtree under this dotted path (e.g. state_dict).")
@@ -33,6 +33,7 @@ struct InspectCommand: ParsableCommand {
         .object([
             ("file", .string(sd.file)),
             ("format", .string(sd.format.rawValue)),
+            ("shards", .array(sd.shards.map { .string($0) })),
             ("tensors", .array(sd.tensors.map { t in
                 .object([
                     ("name", .string(t.name)),
@@ -73,6 +74,7 @@ struct InspectCommand: ParsableCommand {
         // Names, locations and metadata come from the file: escaped so they cannot break lines or drive the terminal.
         let e = { (s: String) in TerminalText.escape(s) }
         var out = "file: \(e(sd.file))\nformat: \(sd.format.rawValue)\n"
+        if !sd.shards.isEmpty { out += "shards: \(sd.shards.count) (\(e((sd.shards[0] as NSString).lastPathComponent)) …)\n" }
         // A note column only when some tensor has no form in an output format.
         let notes = sd.tensors.map { t in unwritable(t.dtype).isEmpty ? "" : "no " + unwritable(t.dtype).joined(separator: "/") + " form" }
         let noted = notes.contains { !$0.isEmpty }

@@ -13,7 +13,7 @@ final class FixtureTests: XCTestCase {
         ("pytorch-legacy", { $0.format == "pytorch-legacy" }),
         ("safetensors", { $0.format == "safetensors" }),
         ("hdf5", { $0.format == "hdf5" && !$0.relativePath.contains("keras") }),
-        ("keras", { $0.format == "hdf5" && $0.relativePath.contains("keras") }),
+        ("keras", { $0.format == "keras" || ($0.format == "hdf5" && $0.relativePath.contains("keras")) }),
         ("npy", { $0.format == "npy" }),
         ("npz", { $0.format == "npz" }),
     ]
@@ -22,7 +22,7 @@ final class FixtureTests: XCTestCase {
     func testPyTorchLegacy() throws { try checkFamily("pytorch-legacy", atLeast: 5) }
     func testSafetensors() throws { try checkFamily("safetensors", atLeast: 2) }
     func testHDF5() throws { try checkFamily("hdf5", atLeast: 1) }
-    func testKerasLayouts() throws { try checkFamily("keras", atLeast: 3) }
+    func testKerasLayouts() throws { try checkFamily("keras", atLeast: 6) }
     func testNPY() throws { try checkFamily("npy", atLeast: 6) }
     func testNPZ() throws { try checkFamily("npz", atLeast: 3) }
 

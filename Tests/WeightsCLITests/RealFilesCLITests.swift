@@ -89,8 +89,8 @@ extension RealFilesCLITests {
         let input = Self.fixturesRoot + "/unsupported_kinds_zip.pth"
         let i = try CLI.run(["inspect", input])
         XCTAssertEqual(i.status, 0, i.stderr)
-        XCTAssertTrue(i.stdout.contains("not readable (6; convert needs --skip-unsupported)"), i.stdout)
-        XCTAssertTrue(i.stdout.contains("  q: a quantized tensor"), i.stdout)
+        XCTAssertTrue(i.stdout.contains("not readable (5; convert needs --skip-unsupported)"), i.stdout)
+        XCTAssertTrue(i.stdout.contains("  q4: a quantized tensor stored as torch.QUInt4x2Storage (quint4x2)"), i.stdout)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("weights-u-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: out) }
         let refused = try CLI.run(["convert", input, "-o", out])
@@ -99,7 +99,33 @@ extension RealFilesCLITests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         let skipped = try CLI.run(["convert", input, "-o", out, "--skip-unsupported"])
         XCTAssertEqual(skipped.status, 0, skipped.stderr)
-        for name in ["z", "q", "qc", "sp", "nested", "f4x2"] { XCTAssertTrue(skipped.stderr.contains("skipped '\(name)'"), skipped.stderr) }
+        for name in ["z", "q4", "sp", "nested", "f4x2"] { XCTAssertTrue(skipped.stderr.contains("skipped '\(name)'"), skipped.stderr) }
         XCTAssertEqual(Set(try SafetensorsReader.read(path: out).names), ["w", "b"])
+    }
+}
+
+extension RealFilesCLITests {
+    /// `.keras` through the CLI: inspect names the format and the Keras metadata, convert writes the same tensors as
+    /// the `.weights.h5`, and a hostile archive is one error line naming the member.
+    func testKerasArchiveInspectConvertAndRefusal() throws {
+        let keras = Self.fixturesRoot + "/../keras/tiny.keras"
+        let i = try CLI.run(["inspect", keras, "--json"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(doc["format"] as? String, "keras")
+        XCTAssertEqual((doc["tensors"] as? [Any])?.count, 10)
+        XCTAssertTrue(i.stdout.contains("keras_config") && i.stdout.contains("keras_metadata"), i.stdout)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("weights-k-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let c = try CLI.run(["convert", keras, "-o", out])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let converted = try SafetensorsReader.read(path: out)
+        let weights = try Checkpoint.open(Self.fixturesRoot + "/../keras/tiny.weights.h5")
+        XCTAssertEqual(converted.names, weights.names)
+        for t in weights.tensors { XCTAssertEqual(try converted[t.name]?.load().bytes, try t.load().bytes, t.name) }
+        let bad = try CLI.run(["inspect", Self.fixturesRoot + "/../keras/hostile_external.keras"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertEqual(bad.stderrLines.count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("member 'model.weights.h5'") && bad.stderr.contains("external storage"), bad.stderr)
     }
 }

@@ -267,7 +267,7 @@ final class SafetyCLITests: XCTestCase {
     func testNonRegularInputsAreRefused() throws {
         let fifo = tmp.appendingPathComponent("input.fifo").path
         XCTAssertEqual(mkfifo(fifo, 0o644), 0)
-        let rows: [(String, String)] = [(fifo, "is a FIFO (named pipe), not a regular file"), (tmp.path, "is a directory, not a regular file"),
+        let rows: [(String, String)] = [(fifo, "is a FIFO (named pipe), not a regular file"), (tmp.path, "is a directory holding no checkpoint index"),
                                         ("/dev/zero", "is a character device, not a regular file")]
         for (path, fragment) in rows {
             for args in [["inspect", path], ["convert", path, "-o", tmp.appendingPathComponent("o.safetensors").path]] {
