@@ -82,7 +82,7 @@ public struct Comparison: Sendable {
         return c
     }
 
-    static func multiIndex(_ flat: Int, _ shape: [Int]) -> [Int] {
+    package static func multiIndex(_ flat: Int, _ shape: [Int]) -> [Int] {
         var idx = [Int](repeating: 0, count: shape.count)
         var f = flat
         for d in stride(from: shape.count - 1, through: 0, by: -1) where shape[d] > 0 {

@@ -1,0 +1,123 @@
+import Checkpoints
+import Foundation
+import TensorCore
+import XCTest
+
+/// `weights diff` and `weights merge` through the binary: exit codes, the table and `--json` shapes, one-line errors.
+final class MergeDiffCLITests: XCTestCase {
+    private var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("weights-mergediff-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    private static let testsRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+    private func fixture(_ name: String) -> String { "\(Self.testsRoot)/VerificationTests/Fixtures/\(name)" }
+    private func path(_ name: String) -> String { tmp.appendingPathComponent(name).path }
+
+    private func write(_ tensors: [(String, [Float])], to name: String) throws -> String {
+        let p = path(name)
+        let sd = StateDict(format: .safetensors, file: "", tensors: tensors.map { TensorEntry(name: $0.0, tensor: Tensor(shape: [$0.1.count], floats: $0.1)) })
+        let out = try AtomicOutput(destination: p)
+        try SafetensorsWriter.write(sd, to: out, dtype: nil, metadata: [:])
+        try out.commit()
+        return p
+    }
+
+    private func json(_ r: CLI.Result) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+    }
+
+    func testDiffExitCodesAndTable() throws {
+        let pth = fixture("resnet18_tiny.zip.pth")
+        let st = path("r.safetensors")
+        XCTAssertEqual(try CLI.run(["convert", pth, "-o", st]).status, 0)
+        let same = try CLI.run(["diff", pth, st])
+        XCTAssertEqual(same.status, 0, same.stderr)
+        XCTAssertTrue(same.stdout.contains("122 in both (122 equal"), same.stdout)
+        XCTAssertTrue(same.stdout.hasSuffix("result: equal\n"), same.stdout)
+        XCTAssertTrue(same.stdout.contains("not counted without --metadata"), same.stdout)
+        XCTAssertEqual(try CLI.run(["diff", pth, st, "--metadata"]).status, 2)
+
+        let a = try write([("w", [0, 1, 2, 3]), ("gone", [1])], to: "a.safetensors")
+        let b = try write([("w", [0, 1, 2.5, 3])], to: "b.safetensors")
+        let r = try CLI.run(["diff", a, b])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertTrue(r.stdout.contains("max|Δ| 0.5 at [2]: 2.0 vs 2.5; 1 of 4 beyond tolerance"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("only in A"), r.stdout)
+        XCTAssertEqual(try CLI.run(["diff", a, b, "--atol", "0.5", "--max-report", "0"]).status, 2, "still missing a tensor")
+        XCTAssertEqual(try CLI.run(["diff", b, b, "--atol", "0.5"]).status, 0)
+
+        let bad = try CLI.run(["diff", a, path("nope.pth")])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertEqual(bad.stderrLines.count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("nope.pth"), bad.stderr)
+        XCTAssertEqual(try CLI.run(["diff", a, b, "--atol", "-1"]).status, 64)
+    }
+
+    func testDiffJSON() throws {
+        let a = try write([("w", [0, 1, 2, 3]), ("gone", [1])], to: "a.safetensors")
+        let b = try write([("w", [0, 1, 2.5, 3]), ("new", [2])], to: "b.safetensors")
+        let r = try CLI.run(["diff", a, b, "--json", "--atol", "0.1"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        let doc = try json(r)
+        XCTAssertEqual(doc["equal"] as? Bool, false)
+        XCTAssertEqual(doc["atol"] as? Double, 0.1)
+        let counts = try XCTUnwrap(doc["counts"] as? [String: Int])
+        XCTAssertEqual(counts, ["common": 1, "equal": 0, "different": 1, "not_compared": 0, "only_in_a": 1, "only_in_b": 1])
+        let diffs = try XCTUnwrap(doc["differences"] as? [[String: Any]])
+        XCTAssertEqual(diffs.map { $0["name"] as? String }, ["w", "gone", "new"])
+        XCTAssertEqual(diffs.map { $0["status"] as? String }, ["different", "only_in_a", "only_in_b"])
+        let v = try XCTUnwrap(diffs[0]["values"] as? [String: Any])
+        XCTAssertEqual(v["compared_as"] as? String, "float64")
+        XCTAssertEqual(v["index"] as? [Int], [2])
+        XCTAssertEqual(v["a"] as? Double, 2)
+        XCTAssertEqual(v["b"] as? Double, 2.5)
+        XCTAssertEqual(v["max_abs_diff"] as? Double, 0.5)
+        XCTAssertEqual(v["beyond_tolerance"] as? Int, 1)
+        XCTAssertEqual(diffs[1]["shape_a"] as? [Int], [1])
+        XCTAssertTrue(diffs[1]["shape_b"] is NSNull)
+        let limited = try json(try CLI.run(["diff", a, b, "--json", "--max-report", "1"]))
+        XCTAssertEqual((limited["differences"] as? [Any])?.count, 1)
+        XCTAssertEqual(limited["differences_not_listed"] as? Int, 2)
+    }
+
+    func testMergeThroughTheBinary() throws {
+        let backbone = fixture("resnet18_cbam_tiny.backbone.pth"), attention = fixture("resnet18_cbam_tiny.attention.safetensors")
+        let out = path("cbam.safetensors")
+        let r = try CLI.run(["merge", backbone, attention, "-o", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("tensors: 146  overridden: 0"), r.stdout)
+        let m = try Checkpoint.open(out)
+        XCTAssertEqual(m.tensors.count, 146)
+        XCTAssertTrue(m.metadata.contains { $0.name == "merge_sources" })
+        // The merged file loads onto the CBAM model under strict and passes verification against PyTorch.
+        let v = try CLI.run(["verify", "--model", "resnet18_cbam_tiny", "--weights", out, "--reference",
+                             "\(Self.testsRoot)/ModelsTests/Fixtures/resnet18_cbam_tiny.reference.safetensors"])
+        XCTAssertEqual(v.status, 0, v.stdout + v.stderr)
+        // diff of the merged file against the attention file: the backbone's tensors are only in A.
+        let d = try json(try CLI.run(["diff", out, attention, "--json"]))
+        XCTAssertEqual((d["counts"] as? [String: Int])?["only_in_a"], 122)
+        XCTAssertEqual((d["counts"] as? [String: Int])?["equal"], 24)
+
+        let a = try write([("x", [1]), ("y", [2])], to: "a.safetensors")
+        let b = try write([("y", [3])], to: "b.safetensors")
+        let refused = try CLI.run(["merge", a, b, "-o", path("n.safetensors"), "--no-override"])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertEqual(refused.stderrLines.count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("'y' is in both") && refused.stderr.contains("a.safetensors") && refused.stderr.contains("b.safetensors"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("n.safetensors")))
+        let overInput = try CLI.run(["merge", a, b, "-o", b, "--force"])
+        XCTAssertEqual(overInput.status, 1)
+        XCTAssertTrue(overInput.stderr.contains("refusing to write over the input file"), overInput.stderr)
+        XCTAssertEqual(try CLI.run(["merge", a, "-o", path("one.safetensors")]).status, 64)
+        let h5 = try CLI.run(["merge", a, b, "-o", path("m.h5"), "--to", "h5"])
+        XCTAssertEqual(h5.status, 0, h5.stderr)
+        XCTAssertEqual(try CLI.run(["diff", path("m.h5"), b, "--json"]).status, 2)
+        XCTAssertEqual(try Checkpoint.open(path("m.h5"))["y"]?.load().floats(), [3])
+        XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: tmp.path).allSatisfy { !$0.contains(".partial-") })
+    }
+}
