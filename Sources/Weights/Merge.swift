@@ -145,7 +145,18 @@ public enum Merger {
                              progress: ((Int) -> Void)? = nil) throws -> (PreparedMerge, ConversionResult) {
         try checkDestination(inputs: inputs, output: output, overwrite: options.output.overwrite)
         let prepared = try prepare(inputs, options: options)
-        return (prepared, try Converter.write(prepared.conversion, to: output, options: options.output, progress: progress))
+        return (prepared, try write(prepared, to: output, options: options, progress: progress))
+    }
+
+    /// Writes a prepared merge atomically, refusing an output that is a shard of a sharded input (known only once
+    /// the inputs are read).
+    @discardableResult
+    public static func write(_ prepared: PreparedMerge, to output: String, options: MergeOptions = MergeOptions(),
+                             progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
+        for sd in prepared.inputs {
+            for shard in sd.shards where Converter.sameFile(shard, output) { throw ConversionError.outputIsInput(input: shard) }
+        }
+        return try Converter.write(prepared.conversion, to: output, options: options.output, progress: progress)
     }
 
     /// Refuses an output that is one of the inputs, or that `convert` would refuse.

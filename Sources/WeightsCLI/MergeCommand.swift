@@ -62,7 +62,7 @@ struct MergeCommand: ParsableCommand {
         for n in prepared.conversion.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let total = prepared.inputs.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.file)[.size] as? Int) ?? 0) }
         let bar = ProgressBar(total: prepared.conversion.outputBytes(cast: out.dtype), enabled: total > 64 << 20 && isatty(STDERR_FILENO) != 0)
-        let result = try Converter.write(prepared.conversion, to: output, options: out, progress: bar.update)
+        let result = try Merger.write(prepared, to: output, options: options, progress: bar.update)
         bar.finish()
         for s in result.skipped { printNotice("skipped '\(s.name)': \(s.reason)", kind: "note") }
         var counts = [Int](repeating: 0, count: prepared.inputs.count)

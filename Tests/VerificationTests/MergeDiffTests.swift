@@ -195,6 +195,17 @@ final class MergeDiffTests: XCTestCase {
         }
     }
 
+    /// Sharded checkpoints (an index or its folder) diff like single files.
+    func testDiffOfShardedCheckpoints() throws {
+        let shards = checkpointFixture("shards")
+        for (sharded, single) in [("st", "original.pth"), ("bin/pytorch_model.bin.index.json", "original.safetensors"),
+                                  ("legacy", "original.pth")] {
+            let r = try CheckpointDiff.compare("\(shards)/\(sharded)", "\(shards)/\(single)")
+            XCTAssertTrue(r.identical, "\(sharded): \(r.differences.map(\.name))")
+            XCTAssertEqual(r.equal, 13, sharded)
+        }
+    }
+
     // MARK: merge
 
     func testMergeOverridesInDictUpdateOrder() throws {
@@ -270,6 +281,32 @@ final class MergeDiffTests: XCTestCase {
         let d = try CheckpointDiff.compare(training, out, options: DiffOptions(atol: 1e-3, rtol: 1e-3, keyA: "state_dict"))
         XCTAssertEqual(d.count(.onlyInB), 2)
         XCTAssertEqual(d.count(.different), d.differences.filter { $0.changes == [.dtype] }.count, "only dtypes changed")
+    }
+
+    /// A sharded input merges like a file; the output may not be one of its shards.
+    func testMergeWithAShardedInput() throws {
+        let dir = tmp.appendingPathComponent("st").path
+        try FileManager.default.copyItem(atPath: checkpointFixture("shards/st"), toPath: dir)
+        let extra = try write([Self.entry("embed.weight", .float32, [1], [9]), Self.entry("extra.bias", .float32, [1], [1])], to: "extra.safetensors")
+        let out = path("m.safetensors")
+        let (prepared, _) = try Merger.merge([MergeInput(path: dir), MergeInput(path: extra)], to: out)
+        XCTAssertEqual(prepared.overridden.map(\.name), ["embed.weight"])
+        let m = try Checkpoint.open(out)
+        XCTAssertEqual(m.tensors.count, 14)
+        XCTAssertEqual(m.names.first, "embed.weight", "the overridden tensor keeps the index's first position")
+        XCTAssertEqual(try m["embed.weight"]?.load().floats(), [9])
+        let d = try CheckpointDiff.compare(checkpointFixture("shards/original.safetensors"), out)
+        XCTAssertEqual(d.differences.map(\.name), ["embed.weight", "extra.bias"])
+        // Writing over a shard of the input is refused, even with overwrite.
+        let shard = "\(dir)/model-00002-of-00004.safetensors"
+        let before = try Data(contentsOf: URL(fileURLWithPath: shard))
+        var options = MergeOptions()
+        options.output.overwrite = true
+        XCTAssertThrowsError(try Merger.merge([MergeInput(path: dir), MergeInput(path: extra)], to: shard, options: options)) {
+            guard case ConversionError.outputIsInput(let input) = $0 else { return XCTFail("\($0)") }
+            XCTAssertTrue(input.hasSuffix("model-00002-of-00004.safetensors"), input)
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: shard)), before)
     }
 
     /// The CBAM seed's merge as a file: torchvision ResNet keys + the attention weights → one file that loads onto

@@ -41,6 +41,10 @@ final class MergeDiffCLITests: XCTestCase {
         XCTAssertTrue(same.stdout.hasSuffix("result: equal\n"), same.stdout)
         XCTAssertTrue(same.stdout.contains("not counted without --metadata"), same.stdout)
         XCTAssertEqual(try CLI.run(["diff", pth, st, "--metadata"]).status, 2)
+        let shards = "\(Self.testsRoot)/CheckpointsTests/Fixtures/shards"
+        let sharded = try CLI.run(["diff", "\(shards)/st", "\(shards)/original.pth"])
+        XCTAssertEqual(sharded.status, 0, sharded.stdout + sharded.stderr)
+        XCTAssertTrue(sharded.stdout.contains("13 in both (13 equal"), sharded.stdout)
 
         let a = try write([("w", [0, 1, 2, 3]), ("gone", [1])], to: "a.safetensors")
         let b = try write([("w", [0, 1, 2.5, 3])], to: "b.safetensors")
