@@ -14,6 +14,9 @@ Sections (each a median over several runs, contenders interleaved so drift affec
   shards    the huge checkpoint saved by huggingface_hub as 4 safetensors shards (`save_torch_state_dict`,
             max_shard_size 700MB), then `weights convert DIR -o OUT --max-shard-size 700MB` (4 shards out) vs `cp -r` of
             the same folder, peak RSS (target <= 128 MiB). Needs huggingface_hub.
+  dcp       `weights convert` of a ~413 MB PyTorch Distributed Checkpoint saved by 4 ranks (DTensor Shard(0), the
+            convert section's tensors; Tools/bench_dcp.py) to one safetensors file vs `cp -r` of the checkpoint
+            directory vs Python (`dcp_to_torch_save` + `torch.load` + `save_file`), with each process's peak RSS.
   inspect   `weights inspect` of the 413 MB checkpoint, whole process.
   load      loading the converted safetensors onto vit_base_patch16_224_in21k vs read() of the same file's bytes
             into a fresh buffer, in one process (`weights bench --load`).
@@ -22,7 +25,7 @@ Needs torch, torchvision and safetensors in the Python that runs it, GNU time (/
 release build (`make release`). Generated checkpoints are cached in --workdir (~6 GB with the huge one).
 Usage:
     python Tools/bench.py [--runs 10] [--weights .build/release/weights] [--workdir /tmp/weights-bench]
-                          [--sections forward,sequence,convert,huge,shards,inspect,load] [--models resnet18,resnet50,...]
+                          [--sections forward,sequence,convert,huge,dcp,shards,inspect,load] [--models resnet18,resnet50,...]
                           [--json results.json]
 """
 import argparse
@@ -37,6 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench_convert as bc  # noqa: E402  (checkpoint generation, cp/convert timing with peak RSS)
+import bench_dcp  # noqa: E402  (the 4-rank Distributed Checkpoint and Python's conversion of it)
 import bench_forward as bf  # noqa: E402  (PyTorch models and timing, `weights bench` driver)
 
 MiB = 2 ** 20
@@ -204,6 +208,41 @@ def section_shards(args, res, runs, limit="700MB"):
     res.target("sharded ViT-H in -> 4 shards out, peak RSS <= 128 MiB", f"{rss:.0f} MiB ({t / cp:.2f}x cp)", rss <= 128)
 
 
+def section_dcp(args, res, runs):
+    src = os.path.join(args.workdir, "dcp_vit_base_4ranks")
+    if not os.path.exists(os.path.join(src, ".metadata")):
+        print(f"generating {src} (4 ranks) ...", flush=True)
+        bench_dcp.make_dcp(src)
+    size = 0
+    for f in sorted(os.listdir(src)):
+        with open(os.path.join(src, f), "rb") as fh:  # warm the page cache
+            while fh.read(1 << 24):
+                pass
+        size += os.path.getsize(os.path.join(src, f))
+    print(f"\n== dcp: {os.path.basename(src)} ({size / MiB:.0f} MiB in {len(os.listdir(src))} files) to one safetensors: "
+          f"median of {runs} runs, peak RSS (GNU time {'yes' if bc.GNU_TIME else 'NOT FOUND: wait4 over-estimate'})", flush=True)
+    copy_dir = os.path.join(args.workdir, "dcp_copy")
+
+    def cp_dir(out):
+        shutil.rmtree(copy_dir, ignore_errors=True)
+        return ["cp", "-r", src, copy_dir]
+
+    cases = [("cp -r (same bytes)", cp_dir),
+             ("weights convert", lambda out: [args.weights, "convert", src, "-o", out, "--force"]),
+             ("python dcp_to_torch_save+save_file", lambda out: [sys.executable, "-c", bench_dcp.PY_DCP_CONVERT, src, out])]
+    meds = time_converts(args, src, cases, runs)
+    shutil.rmtree(copy_dir, ignore_errors=True)
+    cp = meds["cp -r (same bytes)"][0]
+    print(f"{'command':36} {'median s':>9} {'vs cp':>7} {'peak RSS MiB':>13}")
+    for name, _ in cases:
+        t, rss = meds[name]
+        print(f"{name:36} {t:9.3f} {t / cp:6.2f}x {rss:13.1f}")
+        res.rows.append({"section": "dcp", "command": name, "seconds": t, "vs_cp": t / cp, "peak_rss_mib": rss, "bytes": size})
+    t, rss = meds["weights convert"]
+    res.target("dcp 4-rank checkpoint -> safetensors <= 2x cp", f"{t / cp:.2f}x ({t:.3f} s vs {cp:.3f} s)", t <= 2 * cp)
+    res.target("dcp 4-rank checkpoint -> safetensors peak RSS <= 128 MiB", f"{rss:.0f} MiB", rss <= 128)
+
+
 def section_inspect(args, res, src):
     runs = max(args.runs, 10)
     cmd = [args.weights, "inspect", src]
@@ -240,7 +279,7 @@ def main():
     ap.add_argument("--runs-huge", type=int, default=3, help="timed runs for the ViT-H conversion")
     ap.add_argument("--weights", default=".build/release/weights")
     ap.add_argument("--workdir", default="/tmp/weights-bench")
-    ap.add_argument("--sections", default="forward,sequence,convert,huge,shards,inspect,load")
+    ap.add_argument("--sections", default="forward,sequence,convert,huge,dcp,shards,inspect,load")
     ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224", "mobilevit_xs", "lucidrains_vit", "simple_vit"]),
                     help="forward section: models to time (default: %(default)s)")
     ap.add_argument("--json", help="also write all measurements and verdicts to this file")
@@ -249,7 +288,8 @@ def main():
     os.makedirs(args.workdir, exist_ok=True)
     if not os.path.exists(args.weights):
         sys.exit(f"{args.weights} not found: run `make release` first")
-    print(f"{os.cpu_count()} CPUs; weights binary {args.weights}", flush=True)
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    print(f"{os.cpu_count()} CPUs ({model}); weights binary {args.weights}", flush=True)
 
     res = Results()
     if "forward" in sections:
@@ -265,6 +305,8 @@ def main():
                         time_limit=None)
     if "shards" in sections:
         section_shards(args, res, args.runs_huge)
+    if "dcp" in sections:
+        section_dcp(args, res, args.runs)
     if sections & {"inspect", "load"}:
         src = src or checkpoint(args, base)
         if "inspect" in sections:

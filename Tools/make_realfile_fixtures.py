@@ -90,9 +90,7 @@ def make_unsupported_kinds():
     d = collections.OrderedDict()
     d["w"] = torch.tensor([1.0, 2.0])
     d["z"] = torch.zeros(2, dtype=torch.complex32)
-    d["q"] = torch.quantize_per_tensor(torch.tensor([0.5, 1.0, -1.0]), 0.1, 3, torch.qint8)
-    d["qc"] = torch.quantize_per_channel(torch.tensor([[0.5, 1.0], [-1.0, 2.0]]), torch.tensor([0.1, 0.2]),
-                                         torch.tensor([0, 1]), 0, torch.quint8)
+    d["q4"] = torch.quantize_per_tensor(torch.tensor([0.5, 1.0, 1.5, 2.0]), 0.5, 0, torch.quint4x2)
     d["sp"] = torch.tensor([[0, 1.5], [0, 0]]).to_sparse()
     d["nested"] = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
     d["f4x2"] = torch.tensor([[0x21]], dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
@@ -101,15 +99,85 @@ def make_unsupported_kinds():
     mf.save_torch(d, path, legacy=False, protocol=2)
     back = torch.load(path, weights_only=False)
     assert list(back) == list(d)
-    unsupported = [{"name": "z", "what": "complex32"}, {"name": "q", "what": "quantized"},
-                   {"name": "qc", "what": "quantized"}, {"name": "sp", "what": "sparse"},
+    unsupported = [{"name": "z", "what": "complex32"}, {"name": "q4", "what": "QUInt4x2Storage"},
+                   {"name": "sp", "what": "sparse"},
                    {"name": "nested", "what": "nested"}, {"name": "f4x2", "what": "float4_e2m1fn_x2"}]
     mf.write_expected(path, "pytorch-zip", [mf.torch_record("w", back["w"]), mf.torch_record("b", back["b"])], {},
                       "torch.save(obj, path, pickle_protocol=2)",
-                      notes="quantized, sparse, nested, complex32 and float4_e2m1fn_x2 tensors are listed as unsupported "
+                      notes="packed quantized (quint4x2), sparse, nested, complex32 and float4_e2m1fn_x2 tensors are listed as unsupported "
                             "by name; the other tensors read as usual",
                       extra={"unsupported": unsupported})
     return [path]
+
+
+def quantized_records(name, q):
+    """What the reader gives for a quantized tensor (README "Quantized tensors"), from torch's own accessors."""
+    recs = [mf.torch_record(name, q.int_repr())]
+    if q.qscheme() in (torch.per_tensor_affine, torch.per_tensor_symmetric):
+        recs.append(mf.torch_record(name + ".q_scale", torch.tensor(q.q_scale(), dtype=torch.float64)))
+        recs.append(mf.torch_record(name + ".q_zero_point", torch.tensor(q.q_zero_point(), dtype=torch.int64)))
+    else:
+        recs.append(mf.torch_record(name + ".q_scale", q.q_per_channel_scales()))
+        recs.append(mf.torch_record(name + ".q_zero_point", q.q_per_channel_zero_points()))
+        recs.append(mf.torch_record(name + ".q_axis", torch.tensor(q.q_per_channel_axis(), dtype=torch.int64)))
+    return recs
+
+
+def make_quantized():
+    """Torch quantized tensors (issue 10): their integer data and quantizer parameters, checked against int_repr(),
+    q_scale(), q_zero_point(), q_per_channel_scales(), q_per_channel_zero_points(), q_per_channel_axis()."""
+    made = []
+    x = torch.tensor([[0.5, -1.25, 3.0], [2.0, 0.0, -0.75]])
+    d = collections.OrderedDict()
+    d["qint8"] = torch.quantize_per_tensor(x, 0.05, 3, torch.qint8)
+    d["quint8"] = torch.quantize_per_tensor(x, 0.1, 128, torch.quint8)
+    d["qint32"] = torch.quantize_per_tensor(x, 1e-4, -7, torch.qint32)
+    d["per_channel_axis0"] = torch.quantize_per_channel(x, torch.tensor([0.02, 0.03], dtype=torch.float64),
+                                                        torch.tensor([1, -2]), 0, torch.qint8)
+    d["per_channel_axis1"] = torch.quantize_per_channel(x, torch.tensor([0.1, 0.2, 0.05], dtype=torch.float64),
+                                                        torch.tensor([0, 10, 250]), 1, torch.quint8)
+    d["float_qparams"] = torch.quantize_per_channel(x, torch.tensor([0.1, 0.2], dtype=torch.float64),
+                                                    torch.tensor([0.5, -1.0]), 0, torch.quint8)
+    d["transposed"] = torch.quantize_per_tensor(x, 0.05, 3, torch.qint8).t()
+    d["plain"] = torch.tensor([1.0, 2.0])
+    assert d["float_qparams"].qscheme() == torch.per_channel_affine_float_qparams
+    # A dynamically quantized model's state_dict (torch.ao.quantization): a packed Linear's (weight, bias).
+    g = torch.Generator().manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+    qnet = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    cases = [("quantized_zip.pth", d, False), ("quantized_legacy.pth", d, True), ("quantized_dynamic_linear.pth", qnet.state_dict(), False)]
+    for fname, obj, legacy in cases:
+        path = out(fname)
+        mf.save_torch(obj, path, legacy=legacy, protocol=2)
+        back = torch.load(path, weights_only=False)
+        records, meta = [], collections.OrderedDict()
+
+        def walk(v, name):
+            if isinstance(v, torch.Tensor) and v.is_quantized:
+                records.extend(quantized_records(name, v))
+            elif isinstance(v, torch.Tensor):
+                records.append(mf.torch_record(name, v))
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, f"{name}.{k}" if name else k)
+            elif isinstance(v, (list, tuple)):
+                for i, x in enumerate(v):
+                    walk(x, f"{name}.{i}")
+            elif isinstance(v, torch.dtype):
+                meta[name] = "torch." + str(v).replace("torch.", "")
+            else:
+                meta[name] = mf.check_meta_value(v)
+        walk(back, "")
+        mf.write_expected(path, "pytorch-legacy" if legacy else "pytorch-zip", records, meta,
+                          f"torch.save(obj, path, pickle_protocol=2{', _use_new_zipfile_serialization=False' if legacy else ''})",
+                          notes="quantized tensors: the integer data (int_repr()) under the name, <name>.q_scale and "
+                                "<name>.q_zero_point (0-d per tensor; q_per_channel_scales() / _zero_points() per channel) "
+                                "and <name>.q_axis (per channel), as torch.load gives them")
+        made.append(path)
+    return made
 
 
 class TinyNet(torch.nn.Module):
@@ -285,6 +353,50 @@ def make_npy_object_arrays():
     return made
 
 
+def make_npz_object_arrays():
+    """np.savez / np.savez_compressed of a dict holding object arrays (what allow_pickle=True loads): members named
+    by their key, an object array's numpy arrays under dotted names below it, plain values as metadata."""
+    made = []
+    members = collections.OrderedDict([
+        ("w", np.arange(4, dtype=np.float32).reshape(2, 2)),
+        ("state", np.array({"mean": np.array([0.5, -0.5], np.float64), "count": 12,
+                            "nested": {"ids": np.array([3, 1, 2], ">i4")}}, dtype=object)),
+        ("ragged", np.array([np.ones(3, np.uint16), np.zeros((2, 1), np.bool_), "tag"], dtype=object)),
+    ])
+    for fname, save in [("npz_object_arrays.npz", np.savez), ("npz_object_arrays_compressed.npz", np.savez_compressed)]:
+        path = out(fname)
+        with mf.pinned_clock():
+            save(path, **members)
+        back = np.load(path, allow_pickle=True)
+        records, meta = [], collections.OrderedDict()
+
+        def walk(v, name):
+            if isinstance(v, np.ndarray) and v.dtype != object:
+                records.append(mf.numpy_record(name, v))
+            elif isinstance(v, np.ndarray):
+                items = v.reshape(-1)
+                if v.ndim == 0:
+                    walk(items[0], name)
+                else:
+                    for i, x in enumerate(items):
+                        walk(x, f"{name}.{i}")
+            elif isinstance(v, dict):
+                for k, x in v.items():
+                    walk(x, f"{name}.{k}")
+            else:
+                meta[name] = mf.check_meta_value(v)
+        for key in back.files:
+            walk(back[key], key)
+        mf.write_expected(path, "npz", records, meta, f"np.{save.__name__}(path, **arrays) with object arrays; np.load(path, allow_pickle=True)",
+                          notes="object arrays inside an .npz read as data: member k's numpy arrays under k.<key> / k.<i>, "
+                                "a 0-d object array as its one element, plain values as metadata")
+        made.append(path)
+    # Refused: an object array holding a class outside numpy (written by numpy; a test names the global).
+    with mf.pinned_clock():
+        np.savez(out("npz_object_foreign.npz"), ok=np.ones(2, np.float32), bad=np.array([Foreign()], dtype=object))
+    return made
+
+
 def make_safetensors():
     made = []
     d = every_dtype_dict()
@@ -385,7 +497,7 @@ def main():
         ("safetensors", safetensors.__version__), ("h5py", __import__("h5py").__version__),
     ])
     shutil.rmtree(ROOT, ignore_errors=True)
-    made = make_torch() + make_unsupported_kinds() + make_modules() + make_numpy_in_pickles() + make_npy_object_arrays() + make_safetensors() + make_numpy() + make_hdf5()
+    made = make_torch() + make_unsupported_kinds() + make_quantized() + make_modules() + make_numpy_in_pickles() + make_npy_object_arrays() + make_npz_object_arrays() + make_safetensors() + make_numpy() + make_hdf5()
     with open(out("VERSIONS.txt"), "w") as f:
         f.write("Fixtures written by Tools/make_realfile_fixtures.py with:\n")
         for k, v in versions.items():

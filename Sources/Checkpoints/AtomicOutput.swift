@@ -121,6 +121,35 @@ public final class AtomicOutput {
         bytesWritten += span.count
     }
 
+    /// Writes `buf` at byte `position` of the output without moving the write position (`pwrite`): chunks of one
+    /// tensor are placed into its region this way, then `advance(to:)` moves past the region.
+    package func write(_ buf: UnsafeRawBufferPointer, at position: Int) throws {
+        guard let start = buf.baseAddress else { return }
+        var done = 0
+        while done < buf.count {
+            let r = pwrite(fd, start + done, buf.count - done, off_t(position + done))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw CheckpointError("write failed: \(String(cString: strerror(errno)))", file: destination, offset: position + done)
+            }
+            done += r
+        }
+    }
+
+    /// Copies bytes that lie verbatim in an input file to byte `position` of the output (see `write(_:at:)`).
+    package func write(_ span: FileSpan, at position: Int) throws {
+        try FileCopy.append(span, to: fd, destination: destination, at: position)
+    }
+
+    /// Moves the write position to `position` (past a region filled by positioned writes) and counts the bytes
+    /// up to it as written.
+    package func advance(to position: Int) throws {
+        guard lseek(fd, off_t(position), SEEK_SET) >= 0 else {
+            throw CheckpointError("seek failed: \(String(cString: strerror(errno)))", file: destination, offset: position)
+        }
+        bytesWritten = position
+    }
+
     /// Moves the finished file to `destination` (see the type's notes on replacing); with `durable`, first waits
     /// until its bytes are on disk (fsync), so a power failure right after cannot leave an empty or partial file.
     public func commit(durable: Bool = false) throws {

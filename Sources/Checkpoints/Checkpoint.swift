@@ -19,6 +19,14 @@ public enum Checkpoint {
     }
 
     private static func openUnchecked(_ path: String, options: ReadOptions) throws -> StateDict {
+        // A PyTorch Distributed Checkpoint: a directory holding `.metadata`, or that file itself.
+        if let directory = DistributedCheckpointReader.directory(of: path) {
+            return try CheckpointError.withContext(file: path) {
+                let (sd, inputBytes) = try DistributedCheckpointReader.read(directory: directory, path: path, options: options)
+                try options.checkOutputSize(sd, fileSize: inputBytes)
+                return sd
+            }
+        }
         if isDirectory(path) { return try openDirectory(path, options: options) }
         if ShardedCheckpoint.isIndex(path) { return try ShardedCheckpoint.read(index: path, options: options) }
         let format = try sniff(path)
@@ -100,6 +108,9 @@ public enum Checkpoint {
         case .npy: return try NumpyReader.readNPY(path: path)
         case .npz: return try NumpyReader.readNPZ(path: path, options: options)
         case .keras: return try KerasArchiveReader.read(path: path, options: options)
+        case .dcp:
+            let directory = DistributedCheckpointReader.directory(of: path) ?? path
+            return try DistributedCheckpointReader.read(directory: directory, path: path, options: options).0
         }
     }
 }

@@ -39,13 +39,16 @@ enum FileCopy {
         return unsafeBitCast(sym, to: CopyFileRange.self)
     }()
 
-    /// Appends `span` to `out` at its current position. Returns the bytes copied (== span.count) or throws.
-    static func append(_ span: FileSpan, to out: Int32, destination: String) throws {
+    /// Appends `span` to `out` at its current position, or writes it at byte `position` of `out` (leaving the
+    /// file position alone). Returns the bytes copied (== span.count) or throws.
+    static func append(_ span: FileSpan, to out: Int32, destination: String, at position: Int? = nil) throws {
         var inOffset = Int64(span.offset)
+        var outOffset = Int64(position ?? 0)
         var left = span.count
         if let cfr = copyFileRange {
             while left > 0 {
-                let r = cfr(span.file.fd, &inOffset, out, nil, min(left, 1 << 30), 0)
+                let r = position == nil ? cfr(span.file.fd, &inOffset, out, nil, min(left, 1 << 30), 0)
+                                        : cfr(span.file.fd, &inOffset, out, &outOffset, min(left, 1 << 30), 0)
                 if r > 0 { left -= r; continue }
                 if r == 0 {
                     throw CheckpointError("file ends before byte \(inOffset)", file: span.file.path, offset: Int(inOffset))
@@ -68,11 +71,12 @@ enum FileCopy {
             }
             var done = 0
             while done < n {
-                let w = write(out, buf + done, n - done)
+                let w = position == nil ? write(out, buf + done, n - done) : pwrite(out, buf + done, n - done, off_t(outOffset) + off_t(done))
                 if w < 0 && errno == EINTR { continue }
                 guard w > 0 else { throw CheckpointError("write failed: \(String(cString: strerror(errno)))", file: destination) }
                 done += w
             }
+            outOffset += Int64(n)
             inOffset += Int64(n)
             left -= n
         }

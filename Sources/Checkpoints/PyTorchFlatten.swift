@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Flattens an unpickled checkpoint into dotted names, iteratively.
 ///
 /// Dicts, OrderedDicts, lists, tuples and sets nest to any depth (up to `maxDepth`): keys and indices become name
@@ -86,14 +88,35 @@ struct PickleFlattener {
                 throw CheckpointError("two entries flatten to the same name", key: name)
             }
             // A tensor of a dtype or kind this reader cannot represent is listed, not an error for the whole file.
-            func tensor(_ t: TorchTensorRef) throws {
-                do { out.tensors.append(try makeTensor(name, t)) } catch let u as UnsupportedTensor.Kind {
+            @discardableResult
+            func tensor(_ t: TorchTensorRef, as name: String) throws -> Bool {
+                do { out.tensors.append(try makeTensor(name, t)); return true } catch let u as UnsupportedTensor.Kind {
                     out.unsupported.append(UnsupportedTensor(name: name, what: u.what))
+                    return false
                 }
             }
+            @discardableResult
+            func tensor(_ t: TorchTensorRef) throws -> Bool { try tensor(t, as: name) }
             switch v {
             case .tensor(let t):
                 try tensor(t)
+            case .quantizedTensor(let q):
+                // The integer data under the name, then its quantizer parameters beside it (QuantizedNaming).
+                guard try tensor(q.data) else { break }
+                for c in q.companions {
+                    let cname = name + "." + c.suffix
+                    guard seen.count < maxEntries, seen.insert(cname).inserted else {
+                        throw CheckpointError("quantized tensor's \(c.suffix) entry collides with another entry of the same name", key: cname)
+                    }
+                    try chargeName(cname.utf8.count, prefix: cname)
+                    switch c.value {
+                    case .scalar(let dtype, let bytes):
+                        out.tensors.append(TensorEntry(name: cname, tensor: Tensor(dtype: dtype, shape: [], bytes: bytes),
+                                                       location: "quantizer parameter of '\(name)'"))
+                    case .tensor(let t):
+                        try tensor(t, as: cname)
+                    }
+                }
             case .storage(let s):
                 try tensor(TorchTensorRef(storage: s, storageOffset: 0, size: [Int64(s.numel)], stride: [1]))
             case .object(let o) where NumpyPickle.isArray(o):

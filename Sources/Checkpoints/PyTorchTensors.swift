@@ -81,7 +81,7 @@ enum TorchTensorFactory {
         let backing = try CheckpointError.withContext(key: name) { try resolve(st) }
         let (firstByte, o2) = offset.multipliedReportingOverflow(by: es)
         guard !o2 else { throw CheckpointError("tensor storage offset \(offset) overflows", key: name) }
-        let location = backing.locate(count > 0 ? firstByte : 0)
+        let location = backing.locate(count > 0 ? firstByte : 0) + t.note
         let spanBytes = count > 0 ? (maxIndex - offset + 1) * es : 0
         let relStrides = strides
         let (finalShape, finalDType) = (shape, dtype)

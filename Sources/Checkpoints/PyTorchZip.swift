@@ -6,7 +6,12 @@ import TensorCore
 /// Opening reads only data.pkl and the byteorder record; each tensor's loader reads just the bytes of its view.
 package enum PyTorchZipReader {
     public static func read(path: String, options: ReadOptions = ReadOptions()) throws -> StateDict {
-        let zip = try ZipArchive(path: path, verifyCRC: options.verifyCRC)
+        try read(ZipArchive(path: path, verifyCRC: options.verifyCRC))
+    }
+
+    /// Reads the `torch.save` archive `zip` (a whole file, or a byte range of one).
+    static func read(_ zip: ZipArchive) throws -> StateDict {
+        let path = zip.path
         let candidates = zip.members.filter { $0.name == "data.pkl" || $0.name.hasSuffix("/data.pkl") }
         guard let pkl = candidates.min(by: { depth($0.name) < depth($1.name) }) else {
             throw CheckpointError("zip archive has no data.pkl record, so it is not a torch.save checkpoint", file: path)

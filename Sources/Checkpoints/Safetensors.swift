@@ -19,32 +19,39 @@ package enum SafetensorsReader {
     public static let maxHeaderValues = 2_000_000
 
     public static func read(path: String) throws -> StateDict {
+        try read(path: path, base: 0)
+    }
+
+    /// Reads the safetensors file that starts at byte `base` of `path` and runs to its end (a DCP `.distcp` file
+    /// written with `SerializationFormat.SAFETENSORS` holds one after its bytes items). Offsets in errors are
+    /// positions in `path`.
+    static func read(path: String, base: Int) throws -> StateDict {
         let file = try MappedFile(path: path)
-        guard file.size >= 8 else {
-            throw CheckpointError("file has \(file.size) bytes, too short for the 8-byte safetensors header length", file: path, offset: 0)
+        guard base >= 0, base <= file.size, file.size - base >= 8 else {
+            throw CheckpointError("file has \(file.size - min(base, file.size)) bytes from byte \(base), too short for the 8-byte safetensors header length", file: path, offset: base)
         }
-        let declared = file.bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
+        let declared = file.bytes.loadUnaligned(fromByteOffset: base, as: UInt64.self).littleEndian
         guard declared <= UInt64(maxHeaderBytes) else {
-            throw CheckpointError("header length \(declared) exceeds the \(maxHeaderBytes)-byte limit (file has \(file.size) bytes)", file: path, offset: 0)
+            throw CheckpointError("header length \(declared) exceeds the \(maxHeaderBytes)-byte limit (file has \(file.size) bytes)", file: path, offset: base)
         }
         let headerLength = Int(declared)
-        guard headerLength <= file.size - 8 else {
-            throw CheckpointError("header length \(headerLength) runs past the end of the file (\(file.size) bytes)", file: path, offset: 0)
+        guard headerLength <= file.size - base - 8 else {
+            throw CheckpointError("header length \(headerLength) runs past the end of the file (\(file.size) bytes)", file: path, offset: base)
         }
         guard headerLength >= 2 else {
-            throw CheckpointError("header length \(headerLength) is too small for a JSON object", file: path, offset: 0)
+            throw CheckpointError("header length \(headerLength) is too small for a JSON object", file: path, offset: base)
         }
-        let dataStart = 8 + headerLength
+        let dataStart = base + 8 + headerLength
         let dataSize = file.size - dataStart
 
         let root: HeaderJSON.Node
         do {
-            root = try HeaderJSON.parse(try file.slice(8, headerLength), base: 8, maxArrayItems: maxRank, maxValues: maxHeaderValues)
+            root = try HeaderJSON.parse(try file.slice(base + 8, headerLength), base: base + 8, maxArrayItems: maxRank, maxValues: maxHeaderValues)
         } catch let e as HeaderJSON.ParseError {
             throw CheckpointError(e.message, file: path, offset: e.offset)
         }
         guard case .object(let members) = root.value else {
-            throw CheckpointError("header is \(root.value.kind), expected a JSON object", file: path, offset: 8)
+            throw CheckpointError("header is \(root.value.kind), expected a JSON object", file: path, offset: base + 8)
         }
 
         struct Planned {

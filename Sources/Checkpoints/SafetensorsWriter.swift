@@ -42,7 +42,10 @@ public enum SafetensorsWriter {
 
         var done = 0
         for item in items {
-            if item.dtype == item.entry.dtype, let span = item.entry.span {
+            if item.entry.chunks != nil, !item.dtype.isPacked, !item.entry.dtype.isPacked {
+                // Stored as chunks (a Distributed Checkpoint): each placed into the tensor's region in turn.
+                try CheckpointError.withContext(key: item.entry.name) { try ChunkedWrite.write(item, to: output) }
+            } else if item.dtype == item.entry.dtype, let span = item.entry.span {
                 // Bytes stored verbatim in the input: a file-to-file copy, no pass through memory.
                 try CheckpointError.withContext(key: item.entry.name) { try output.write(span) }
             } else {

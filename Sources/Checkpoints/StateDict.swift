@@ -41,6 +41,9 @@ public struct TensorEntry: Sendable {
     /// Set when the tensor's bytes lie verbatim (contiguous, little-endian) in its file, so writers can copy
     /// them file-to-file. `load()` always works, with or without it.
     package let span: FileSpan?
+    /// Set when the tensor is stored as separate boxes (a Distributed Checkpoint's chunks) that tile it exactly,
+    /// so writers can place them into the output one at a time. `load()` assembles them in memory.
+    package let chunks: [TensorChunk]?
     private let loader: @Sendable () throws -> Tensor
 
     package init(name: String, dtype: DType, shape: [Int], location: String, span: FileSpan? = nil,
@@ -50,7 +53,19 @@ public struct TensorEntry: Sendable {
         self.shape = shape
         self.location = location
         self.span = span.flatMap { ShapeMath.byteCount(shape, dtype) == $0.count ? $0 : nil }
+        self.chunks = nil
         self.loader = loader
+    }
+
+    /// A tensor stored as `chunks` (checked by the caller to tile `shape` exactly, each of dtype `dtype`).
+    package init(name: String, dtype: DType, shape: [Int], location: String, chunks: [TensorChunk]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.location = location
+        self.span = nil
+        self.chunks = chunks
+        self.loader = { try ChunkPlacement.assemble(dtype: dtype, shape: shape, chunks: chunks) }
     }
 
     /// An entry for a tensor already in memory.
@@ -98,6 +113,8 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case npz
     /// Keras 3 `.keras` archive (zip of config.json, metadata.json, model.weights.h5).
     case keras
+    /// A PyTorch Distributed Checkpoint directory (`.metadata` + `__<rank>_<n>.distcp` files).
+    case dcp = "pytorch-dcp"
 }
 
 /// An ordered map of dotted names to tensors, plus the non-tensor leaves of the checkpoint as metadata.

@@ -56,3 +56,38 @@ enum WriterPlan {
         return out
     }
 }
+
+/// Writes a tensor stored as chunks (`TensorEntry.chunks`) into its region of the output, one chunk at a time, so
+/// memory holds at most one chunk: a row-block chunk whose bytes lie verbatim in its file is copied file-to-file
+/// into place; any other chunk is loaded, cast to the output dtype, and written as the runs that are contiguous
+/// in the whole tensor (positioned writes). The write position then moves past the region.
+enum ChunkedWrite {
+    static func write(_ item: WriterPlan.Item, to output: AtomicOutput) throws {
+        guard let chunks = item.entry.chunks else { return }
+        let entry = item.entry
+        let base = output.bytesWritten
+        let es = item.dtype.byteSize
+        for c in chunks where !c.sizes.contains(0) {
+            if item.dtype == entry.dtype, let span = c.entry.span, ChunkPlacement.isContiguous(shape: entry.shape, sizes: c.sizes) {
+                var destination = 0
+                ChunkPlacement.runs(shape: entry.shape, offsets: c.offsets, sizes: c.sizes, elementSize: es) { d, _, _ in destination = d }
+                try output.write(span, at: base + destination)
+                continue
+            }
+            let t = try c.entry.load()
+            guard t.dtype == entry.dtype, t.shape == c.sizes else {
+                throw CheckpointError("chunk at \(c.offsets) loaded as \(t.dtype.rawValue) \(t.shape), expected \(entry.dtype.rawValue) \(c.sizes) (\(c.entry.location))")
+            }
+            let out = t.converted(to: item.dtype)
+            try out.bytes.withUnsafeBytes { src in
+                try ChunkPlacement.runs(shape: entry.shape, offsets: c.offsets, sizes: c.sizes, elementSize: es) { d, s, n in
+                    guard s + n <= src.count, d + n <= item.byteCount else {
+                        throw CheckpointError("chunk at \(c.offsets) does not fit the tensor (\(c.entry.location))")
+                    }
+                    try output.write(UnsafeRawBufferPointer(rebasing: src[s..<(s + n)]), at: base + d)
+                }
+            }
+        }
+        try output.advance(to: base + item.byteCount)
+    }
+}

@@ -39,21 +39,30 @@ package final class ZipArchive: @unchecked Sendable {
         try self.init(path: path, verifyCRC: verifyCRC, cacheBytes: Self.inflatedCacheBytes)
     }
 
-    package init(path: String, verifyCRC: Bool, cacheBytes: Int) throws {
+    package convenience init(path: String, verifyCRC: Bool, cacheBytes: Int) throws {
+        try self.init(path: path, range: nil, verifyCRC: verifyCRC, cacheBytes: cacheBytes)
+    }
+
+    /// An archive occupying bytes `range` of the file (a `torch.save` payload inside a DCP `.distcp` file), or the
+    /// whole file when `range` is nil. Nothing outside the range is read.
+    /// `sharing` is the already opened file to read through (many payloads of one file share one descriptor).
+    package init(path: String, range: Range<Int>?, verifyCRC: Bool = false, cacheBytes: Int = ZipArchive.inflatedCacheBytes,
+                 sharing: SourceFile? = nil) throws {
         self.path = path
         self.verifyCRC = verifyCRC
         self.cacheBytes = cacheBytes
-        let entries = try ZipDirectory.read(path: path)
+        let entries = try range.map { try ZipDirectory.read(path: path, range: $0) } ?? ZipDirectory.read(path: path)
+        let base = range?.lowerBound ?? 0
         var ms: [Member] = []
         var map: [String: Int] = [:]
         for (i, e) in entries.enumerated() {
             map[e.name] = i
             ms.append(Member(index: i, name: e.name, size: e.size, compressedSize: e.compressedSize, isStored: e.isStored,
-                             crc32: e.crc32, dataOffset: e.dataOffset))
+                             crc32: e.crc32, dataOffset: base + e.dataOffset))
         }
         members = ms
         byName = map
-        file = try SourceFile(path: path)
+        file = try sharing ?? SourceFile(path: path)
     }
 
     public func member(named name: String) -> Member? { byName[name].map { members[$0] } }

@@ -48,6 +48,13 @@ package enum ZipDirectory {
         try read(WindowedReader(path: path))
     }
 
+    /// Reads and checks the directory of a zip archive that occupies bytes `range` of the file at `path` (a
+    /// `torch.save` payload inside a larger file). Offsets in the entries are relative to `range.lowerBound`;
+    /// nothing outside the range is read.
+    package static func read(path: String, range: Range<Int>) throws -> [ZipEntry] {
+        try read(WindowedReader(path: path, range: range))
+    }
+
     static func read(_ f: WindowedReader) throws -> [ZipEntry] {
         let path = f.path
         func fail(_ message: String, _ offset: Int? = nil, member: String? = nil) -> CheckpointError {
@@ -303,6 +310,8 @@ package enum ZipDirectory {
 final class WindowedReader {
     let path: String
     let size: Int
+    /// Where offset 0 lies in the file: reads are confined to `[base, base + size)`.
+    private let base: Int
     private let fd: Int32
     private var window: [UInt8] = []
     private var windowStart = 0
@@ -311,6 +320,20 @@ final class WindowedReader {
     init(path: String) throws {
         self.path = path
         (fd, size) = try InputFile.open(path)
+        base = 0
+    }
+
+    /// A reader of bytes `range` of the file only; offsets are relative to the range's start.
+    init(path: String, range: Range<Int>) throws {
+        self.path = path
+        let (fd, fileSize) = try InputFile.open(path)
+        guard range.lowerBound >= 0, range.upperBound <= fileSize else {
+            close(fd)
+            throw CheckpointError("byte range \(range.lowerBound)..<\(range.upperBound) is outside the file (\(fileSize) bytes)", file: path, offset: range.lowerBound)
+        }
+        self.fd = fd
+        base = range.lowerBound
+        size = range.count
     }
 
     deinit { close(fd) }
@@ -328,10 +351,10 @@ final class WindowedReader {
             window = try [UInt8](unsafeUninitializedCapacity: want) { buf, n in
                 n = 0
                 while n < want {
-                    let r = pread(fd, buf.baseAddress! + n, want - n, off_t(start + n))
+                    let r = pread(fd, buf.baseAddress! + n, want - n, off_t(base + start + n))
                     if r < 0 && errno == EINTR { continue }
                     guard r > 0 else {
-                        throw CheckpointError("cannot read: \(r < 0 ? String(cString: strerror(errno)) : "file ends early")", file: path, offset: start + n)
+                        throw CheckpointError("cannot read: \(r < 0 ? String(cString: strerror(errno)) : "file ends early")", file: path, offset: base + start + n)
                     }
                     n += r
                 }

@@ -26,10 +26,10 @@ struct DiffCommand: ParsableCommand {
     @Option(name: .customLong("key-b"), help: "Only the subtree under this dotted path of the second file.")
     var keyB: String?
 
-    @Option(name: .long, help: "Absolute tolerance (default 0).")
+    @Option(name: .long, help: "Absolute tolerance.")
     var atol: Double = 0
 
-    @Option(name: .long, help: "Relative tolerance (default 0: values must be equal).")
+    @Option(name: .long, help: "Relative tolerance (with atol 0 and rtol 0, values must be equal).")
     var rtol: Double = 0
 
     @Flag(name: .long, help: "Count metadata differences too (by default they are listed but the files can still be equal).")

@@ -40,3 +40,38 @@ extension RealFilesTests {
         }
     }
 }
+
+extension RealFilesTests {
+    /// Torch quantized tensors: integer data under the name, the quantizer beside it (`.q_scale`, `.q_zero_point`,
+    /// `.q_axis`); values are checked against torch by the generic fixture comparison, this checks the naming
+    /// contract, the inspect note, and that the zip and legacy files agree.
+    func testQuantizedTensorsComeOutAsIntegerDataAndTheirQuantizer() throws {
+        let zip = try Checkpoint.open(Fixtures.path("realfiles/quantized_zip.pth"))
+        let legacy = try Checkpoint.open(Fixtures.path("realfiles/quantized_legacy.pth"))
+        XCTAssertEqual(zip.unsupported.map(\.name), [])
+        XCTAssertEqual(zip.names.filter { $0.hasPrefix("per_channel_axis1") },
+                       ["per_channel_axis1", "per_channel_axis1.q_scale", "per_channel_axis1.q_zero_point", "per_channel_axis1.q_axis"])
+        XCTAssertEqual(zip.names.filter { $0.hasPrefix("qint8") }, ["qint8", "qint8.q_scale", "qint8.q_zero_point"])
+        let data = try XCTUnwrap(zip["per_channel_axis1"])
+        XCTAssertEqual(data.dtype, .uint8)
+        XCTAssertTrue(data.location.contains("quint8, per channel, axis 1") && data.location.contains(".q_axis"), data.location)
+        XCTAssertEqual(try zip["per_channel_axis1.q_axis"]?.load().bytes, [1, 0, 0, 0, 0, 0, 0, 0])
+        XCTAssertEqual(zip["qint32"]?.dtype, .int32)
+        XCTAssertEqual(zip["transposed"]?.shape, [3, 2])
+        XCTAssertEqual(legacy.names, zip.names)
+        for t in zip.tensors {
+            XCTAssertEqual(try legacy[t.name]?.load().bytes, try t.load().bytes, t.name)
+        }
+    }
+}
+
+extension RealFilesTests {
+    /// An `.npz` member holding an object array with anything but numpy data is refused, naming the member and the
+    /// global (the plain and numpy-only object members read; see npz_object_arrays*.npz in the fixture comparison).
+    func testNPZObjectArrayWithAForeignGlobalIsRefusedNamingMemberAndGlobal() {
+        XCTAssertThrowsError(try Checkpoint.open(Fixtures.path("realfiles/npz_object_foreign.npz"))) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("member 'bad.npy'") && text.contains("__main__.Foreign"), text)
+        }
+    }
+}

@@ -124,4 +124,42 @@ final class MergeDiffCLITests: XCTestCase {
         XCTAssertEqual(try Checkpoint.open(path("m.h5"))["y"]?.load().floats(), [3])
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: tmp.path).allSatisfy { !$0.contains(".partial-") })
     }
+
+    /// Neutralised pickle globals and tensors the reader cannot represent are handled as `convert` handles them.
+    func testGlobalsAndUnsupportedTensorsAsConvertHandlesThem() throws {
+        let payload = "\(Self.testsRoot)/WeightsCLITests/Fixtures/payload_beside_tensors_zip.pth"
+        let other = try write([("extra", [1])], to: "extra.safetensors")
+        let merged = try CLI.run(["merge", payload, other, "-o", path("p.safetensors")])
+        XCTAssertEqual(merged.status, 0, merged.stderr)
+        XCTAssertTrue(merged.stderr.hasPrefix("warning: ") && merged.stderr.contains("posix.system"), merged.stderr)
+        XCTAssertEqual(Set(try Checkpoint.open(path("p.safetensors")).names), ["weight", "bias", "extra"])
+        let diff = try CLI.run(["diff", payload, path("p.safetensors")])
+        XCTAssertEqual(diff.status, 2, diff.stderr)
+        XCTAssertTrue(diff.stderr.contains("posix.system"), diff.stderr)
+        for args in [["merge", payload, other, "-o", path("q.safetensors"), "--strict"], ["diff", payload, other, "--strict"]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 1, "\(args)")
+            XCTAssertEqual(r.stderrLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("strict") && r.stderr.contains("posix.system"), r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("q.safetensors")))
+
+        // Packed quantized, sparse, … tensors: merge refuses naming the first (file and key) unless --skip-unsupported;
+        // diff lists them as not compared, which makes the files different.
+        let kinds = "\(Self.testsRoot)/CheckpointsTests/Fixtures/realfiles/unsupported_kinds_zip.pth"
+        let refused = try CLI.run(["merge", kinds, other, "-o", path("k.safetensors")])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertEqual(refused.stderrLines.count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("unsupported_kinds_zip.pth") && refused.stderr.contains("key 'z'")
+                      && refused.stderr.contains("--skip-unsupported"), refused.stderr)
+        let skipped = try CLI.run(["merge", kinds, other, "-o", path("k.safetensors"), "--skip-unsupported"])
+        XCTAssertEqual(skipped.status, 0, skipped.stderr)
+        XCTAssertEqual(skipped.stderr.split(separator: "\n").filter { $0.hasPrefix("note: skipped") }.count, 5, skipped.stderr)
+        XCTAssertEqual(Set(try Checkpoint.open(path("k.safetensors")).names), ["w", "b", "extra"])
+        XCTAssertTrue(skipped.stdout.contains("tensors: 3 (5 skipped)"), skipped.stdout)
+        let same = try json(try CLI.run(["diff", kinds, kinds, "--json"]))
+        XCTAssertEqual(same["equal"] as? Bool, false)
+        XCTAssertEqual((same["counts"] as? [String: Int])?["not_compared"], 5)
+        XCTAssertEqual((same["counts"] as? [String: Int])?["equal"], 2)
+    }
 }

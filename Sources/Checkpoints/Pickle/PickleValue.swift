@@ -36,6 +36,8 @@ enum PickleValue {
     /// A tensor of a kind this reader cannot represent (quantized, sparse, nested, meta, …), described. Flattening
     /// lists it in `StateDict.unsupported` under its name; the file's other tensors are unaffected.
     case unsupportedTensor(String)
+    /// A torch quantized tensor (`_rebuild_qtensor`): its integer data and its quantizer parameters.
+    case quantizedTensor(TorchQuantizedRef)
 
     /// A short name for the kind of value, used in error messages.
     var kindName: String {
@@ -57,6 +59,7 @@ enum PickleValue {
         case .tensor: return "tensor"
         case .invalid: return "unsupported value"
         case .unsupportedTensor: return "unsupported tensor"
+        case .quantizedTensor: return "quantized tensor"
         }
     }
 
@@ -261,18 +264,41 @@ final class TorchTensorRef {
     /// `_rebuild_tensor_v3` names the dtype separately from the storage; its torch name.
     let dtypeName: String?
     let isParameter: Bool
+    /// Appended to the tensor's location (what `inspect` shows), e.g. how a quantized tensor was read.
+    let note: String
 
-    init(storage: TorchStorageRef, storageOffset: Int64, size: [Int64], stride: [Int64], dtypeName: String? = nil, isParameter: Bool = false) {
+    init(storage: TorchStorageRef, storageOffset: Int64, size: [Int64], stride: [Int64], dtypeName: String? = nil, isParameter: Bool = false,
+         note: String = "") {
         self.storage = storage
         self.storageOffset = storageOffset
         self.size = size
         self.stride = stride
         self.dtypeName = dtypeName
         self.isParameter = isParameter
+        self.note = note
     }
 
     func asParameter() -> TorchTensorRef {
-        TorchTensorRef(storage: storage, storageOffset: storageOffset, size: size, stride: stride, dtypeName: dtypeName, isParameter: true)
+        TorchTensorRef(storage: storage, storageOffset: storageOffset, size: size, stride: stride, dtypeName: dtypeName, isParameter: true, note: note)
+    }
+}
+
+/// A torch quantized tensor: `data` views its storage as the plain integer dtype (qint8 → int8, quint8 → uint8,
+/// qint32 → int32), and `companions` are the quantizer parameters, emitted beside it as `<name>.<suffix>`
+/// (see `QuantizedNaming`).
+final class TorchQuantizedRef {
+    enum Companion {
+        /// A value built here (per-tensor scale and zero point, the channel axis): a 0-d tensor.
+        case scalar(DType, [UInt8])
+        /// A tensor from the pickle (per-channel scales and zero points).
+        case tensor(TorchTensorRef)
+    }
+    let data: TorchTensorRef
+    let companions: [(suffix: String, value: Companion)]
+
+    init(data: TorchTensorRef, companions: [(suffix: String, value: Companion)]) {
+        self.data = data
+        self.companions = companions
     }
 }
 

@@ -137,6 +137,8 @@ enum TorchGlobals {
             }
             guard depth < 4 else { return .invalid("\(g.qualifiedName) nested too deeply") }
             return try call(args[0], args: inner, machine: machine, depth: depth + 1)
+        case ("torch._utils", "_rebuild_qtensor"):
+            return rebuildQuantized(args, function: g.qualifiedName, machine: machine)
         case ("torch._utils", let name) where unsupportedRebuilds[name] != nil:
             machine.unsupportedTensorsBuilt += 1
             return .unsupportedTensor("\(unsupportedRebuilds[name] ?? name) (rebuilt by \(g.qualifiedName))")
