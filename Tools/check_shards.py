@@ -27,7 +27,23 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 
+def file_order(path):
+    """A safetensors file's tensor names in data-offset order (its own order; load_file returns them sorted)."""
+    import struct
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return sorted(header, key=lambda k: tuple(header[k]["data_offsets"]))
+
+
+def ordered(sd, names):
+    return {k: sd[k] for k in names}
+
+
 def load_source(path):
+    """The source state dict in the order `weights` reads it: pickle order for torch.save files; for safetensors,
+    each file's data-offset order; for a sharded set, the shard files by name, then each shard's own order."""
     if os.path.isdir(path):
         names = [n for n in os.listdir(path) if n.endswith(".index.json")]
         assert len(names) == 1, names
@@ -37,12 +53,12 @@ def load_source(path):
             index = json.load(f)
         folder = os.path.dirname(path)
         sd = {}
-        for shard in sorted(set(index["weight_map"].values())):
+        for shard in sorted(set(index["weight_map"].values()), key=lambda n: n.encode()):
             p = os.path.join(folder, shard)
-            sd.update(load_file(p) if p.endswith(".safetensors") else torch.load(p, weights_only=True))
+            sd.update(ordered(load_file(p), file_order(p)) if p.endswith(".safetensors") else torch.load(p, weights_only=True))
         return sd
     if path.endswith(".safetensors"):
-        return load_file(path)
+        return ordered(load_file(path), file_order(path))
     return torch.load(path, weights_only=True, map_location="cpu")
 
 
@@ -124,7 +140,8 @@ def main():
             failures.append(f"total_size {index['metadata']['total_size']} != tensor bytes {total}")
         print(f"index: total_size {index['metadata']['total_size']} (tensor bytes {total}), layout {'as transformers writes it' if raw == want.encode() else 'DIFFERENT'}")
 
-    # 4. placement as huggingface_hub's split (file → tensors; safetensors files list their keys sorted, so compare sets).
+    # 4. placement as huggingface_hub's split of the source in the order weights read it (file → tensors, as sets:
+    #    safe_open lists a file's keys sorted).
     split = split_torch_state_dict_into_shards(source, max_shard_size=parse_size(size))
     want_placement = {f: sorted(ts) for f, ts in split.filename_to_tensors.items()}
     if {f: sorted(ts) for f, ts in placement.items()} != want_placement:
