@@ -110,6 +110,10 @@ public enum Merger {
             guard let (item, source) = winners[name] else { continue }
             let file = dicts[source].file
             switch item {
+            case .tensor(let t) where t.chunks != nil:
+                // A Distributed Checkpoint's chunked tensor: kept as it is, so the writer places chunk by chunk.
+                merged.tensors.append(t)
+                sources.append(source)
             case .tensor(let t):
                 // Errors while streaming name the input the tensor comes from; the zero-copy span is kept.
                 merged.tensors.append(TensorEntry(name: t.name, dtype: t.dtype, shape: t.shape, location: t.location, span: t.span,

@@ -121,4 +121,26 @@ final class KerasArchiveTests: TemporaryDirectoryTestCase {
             XCTAssertTrue("\(error)".contains("does not start with the HDF5 signature"), "\(error)")
         }
     }
+    /// Corrupt inner images (bytes flipped past the CRC check, as a crafted archive with matching CRCs would have them)
+    /// reach libhdf5 only in the child: each gives an error line naming the member, or reads; never a crash here.
+    func testByteFlippedInnerImagesNeverCrashTheCaller() throws {
+        let zip = try ZipArchive(path: fixture("tiny.keras"))
+        let m = try XCTUnwrap(zip.member(named: "model.weights.h5"))
+        let inner = try zip.read(m)
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<16 {
+            var data = inner
+            for _ in 0..<(1 + round % 6) {
+                data[Int.random(in: 8..<data.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            let source = H5Source(path: fixture("tiny.keras"), image: H5Image(member: m.name, copying: data))
+            do {
+                let sd = try HDF5Reader.read(source, format: .keras, spans: nil)
+                for t in sd.tensors { _ = try? t.load() }
+            } catch let e as CheckpointError {
+                XCTAssertFalse(e.description.contains("\n"), e.description)
+                XCTAssertEqual(e.member, "model.weights.h5", e.description)
+            }
+        }
+    }
 }

@@ -206,6 +206,16 @@ final class MergeDiffTests: XCTestCase {
         }
     }
 
+    /// Distributed Checkpoints (2 and 4 FSDP ranks) diff equal to each other and to torch's own consolidation.
+    func testDiffOfDistributedCheckpoints() throws {
+        let dcp = checkpointFixture("dcp")
+        for (a, b) in [("fsdp2", "fsdp2/ref.safetensors"), ("fsdp4", "fsdp4/ref.safetensors"), ("fsdp4", "fsdp2")] {
+            let r = try CheckpointDiff.compare("\(dcp)/\(a)", "\(dcp)/\(b)")
+            XCTAssertTrue(r.identical, "\(a) vs \(b): \(r.differences.map(\.name))")
+            XCTAssertGreaterThan(r.equal, 10)
+        }
+    }
+
     // MARK: merge
 
     func testMergeOverridesInDictUpdateOrder() throws {
@@ -307,6 +317,24 @@ final class MergeDiffTests: XCTestCase {
             XCTAssertTrue(input.hasSuffix("model-00002-of-00004.safetensors"), input)
         }
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: shard)), before)
+    }
+
+    /// A Distributed Checkpoint's model (`DIR:model`) merged with a file: chunked tensors written chunk by chunk.
+    func testMergeWithADistributedCheckpoint() throws {
+        let dcp = checkpointFixture("dcp/fsdp4")
+        let ref = try Checkpoint.open("\(dcp)/ref.safetensors", key: "model")
+        let first = try XCTUnwrap(ref.tensors.first)
+        let extra = try write([TensorEntry(name: "head.weight", tensor: Tensor(shape: [2], floats: [1, 2]))], to: "head.safetensors")
+        let out = path("m.safetensors")
+        let input = MergeInput.parse("\(dcp):model")
+        XCTAssertEqual(input.key, "model")
+        let (prepared, _) = try Merger.merge([input, MergeInput(path: extra)], to: out)
+        XCTAssertTrue(prepared.conversion.stateDict.tensors.contains { $0.chunks != nil }, "chunked entries reach the writer as chunks")
+        let d = try CheckpointDiff.compare("\(dcp)/ref.safetensors", out, options: DiffOptions(keyA: "model"))
+        XCTAssertEqual(d.differences.map(\.name), ["head.weight"])
+        XCTAssertEqual(d.differences.first?.status, .onlyInB)
+        XCTAssertEqual(d.equal, ref.tensors.count)
+        XCTAssertEqual(try Checkpoint.open(out)[first.name]?.load().bytes, try first.load().bytes)
     }
 
     /// The CBAM seed's merge as a file: torchvision ResNet keys + the attention weights → one file that loads onto

@@ -103,3 +103,29 @@ extension RealFilesCLITests {
         XCTAssertEqual(Set(try SafetensorsReader.read(path: out).names), ["w", "b"])
     }
 }
+
+extension RealFilesCLITests {
+    /// `.keras` through the CLI: inspect names the format and the Keras metadata, convert writes the same tensors as
+    /// the `.weights.h5`, and a hostile archive is one error line naming the member.
+    func testKerasArchiveInspectConvertAndRefusal() throws {
+        let keras = Self.fixturesRoot + "/../keras/tiny.keras"
+        let i = try CLI.run(["inspect", keras, "--json"])
+        XCTAssertEqual(i.status, 0, i.stderr)
+        let doc = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(doc["format"] as? String, "keras")
+        XCTAssertEqual((doc["tensors"] as? [Any])?.count, 10)
+        XCTAssertTrue(i.stdout.contains("keras_config") && i.stdout.contains("keras_metadata"), i.stdout)
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("weights-k-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let c = try CLI.run(["convert", keras, "-o", out])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let converted = try SafetensorsReader.read(path: out)
+        let weights = try Checkpoint.open(Self.fixturesRoot + "/../keras/tiny.weights.h5")
+        XCTAssertEqual(converted.names, weights.names)
+        for t in weights.tensors { XCTAssertEqual(try converted[t.name]?.load().bytes, try t.load().bytes, t.name) }
+        let bad = try CLI.run(["inspect", Self.fixturesRoot + "/../keras/hostile_external.keras"])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertEqual(bad.stderrLines.count, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("member 'model.weights.h5'") && bad.stderr.contains("external storage"), bad.stderr)
+    }
+}
