@@ -133,6 +133,14 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         }
     }
 
+    func testTensorOfAnUnsupportedDTypeIsListedNotFatal() throws {
+        let dir = try crafted { $0.setDType("model.layer1.weight", "complex32") }
+        let sd = try Checkpoint.open(dir)
+        XCTAssertEqual(sd.unsupported, [UnsupportedTensor(name: "model.layer1.weight", what: "a torch.complex32 tensor")])
+        XCTAssertNil(sd["model.layer1.weight"])
+        XCTAssertEqual(sd.tensors.count, 16)
+    }
+
     func testDataFileLinkedOutsideTheDirectoryIsRefused() throws {
         let dir = try crafted { _ in }
         let outside = path("outside.distcp")
@@ -199,6 +207,7 @@ struct CraftedMetadata {
         for (name, item) in md.items {
             switch item {
             case .bytes: items.append(Item(name: name, bytes: true))
+            case .unsupported: break
             case .tensor(let dtype, let size, let chunks):
                 let torchName = TorchGlobals.torchDTypes.first { $0.value == dtype }.map(\.key) ?? "float32"
                 items.append(Item(name: name, bytes: false, dtype: dtype == .float32 ? "float32" : torchName, size: size, chunks: chunks))
