@@ -44,6 +44,9 @@ public struct ConversionOptions: Sendable {
     public var skipUnsupported: Bool
     /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
     public var read: ReadOptions = ReadOptions()
+    /// Write a folder of safetensors shards of at most this many bytes each, in Hugging Face's layout
+    /// (`ShardedSafetensorsWriter`), instead of one file. safetensors only.
+    public var maxShardSize: Int?
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
@@ -92,6 +95,8 @@ public struct ConversionResult: Sendable {
     public let seconds: Double
     /// Tensors left out under `skipUnsupported`, each with the reason (the output format cannot hold its dtype).
     public var skipped: [(name: String, reason: String)] = []
+    /// The files written into the output folder (shards, then the index) when `maxShardSize` was given.
+    public var files: [String] = []
 }
 
 /// The convert pipeline: read a checkpoint, pick and apply the mapping table, check the result against a target
@@ -118,14 +123,22 @@ public enum Converter {
     @discardableResult
     public static func convert(_ input: String, to output: String, options: ConversionOptions, catalog: MappingCatalog? = nil,
                                progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
-        try checkDestination(input: input, output: output, overwrite: options.overwrite)
+        try checkDestination(input: input, output: output, overwrite: options.overwrite, folder: options.maxShardSize != nil)
         return try write(prepare(input, options: options, catalog: catalog), to: output, options: options, progress: progress)
     }
 
     /// Refuses an output that is the input, that exists when overwriting was not asked for, or that is not a
-    /// regular file (a symbolic link, a FIFO, …).
-    public static func checkDestination(input: String, output: String, overwrite: Bool) throws {
+    /// regular file (a symbolic link, a FIFO, …) — or, for a `folder` output (sharded), not a folder that
+    /// `ShardedOutput` may replace, or the folder the input lies in.
+    public static func checkDestination(input: String, output: String, overwrite: Bool, folder: Bool = false) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
+        if folder {
+            if sameFile((input as NSString).deletingLastPathComponent.isEmpty ? "." : (input as NSString).deletingLastPathComponent, output) {
+                throw ConversionError.outputIsInput(input: input)
+            }
+            try ShardedOutput.checkDestination(output, overwrite: overwrite)
+            return
+        }
         // Checked again, atomically, when the output is moved into place (AtomicOutput).
         try AtomicOutput.checkDestination(output, overwrite: overwrite)
     }
@@ -140,6 +153,7 @@ public enum Converter {
         if let u = unreadable.first, !options.skipUnsupported {
             throw CheckpointError("\(u.what) cannot be converted (--skip-unsupported leaves such tensors out)", file: prepared.source.file, key: u.name)
         }
+        if let limit = options.maxShardSize { return try writeShards(prepared, to: output, limit: limit, options: options, progress: progress) }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         let skipped: [TensorEntry]
         let formatName: String
