@@ -45,6 +45,21 @@ final class DistributedCheckpointCLITests: XCTestCase {
         XCTAssertEqual(try Checkpoint.open(o).names, ["scale", "layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"])
     }
 
+    func testConvertToDCPAndBack() throws {
+        let dir = out("model.dcp")
+        let r = try CLI.run(["convert", "\(Self.fixtures)/fsdp4", "-o", dir, "--to", "dcp", "--ranks", "2", "--mapping", "none"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let back = try CLI.run(["convert", dir, "-o", out("back.safetensors"), "--mapping", "none"])
+        XCTAssertEqual(back.status, 0, back.stderr)
+        let got = try Checkpoint.open(out("back.safetensors")), ref = try Checkpoint.open("\(Self.fixtures)/fsdp4/ref.safetensors")
+        XCTAssertEqual(Set(got.names), Set(ref.names))
+        for t in ref.tensors { XCTAssertEqual(try got[t.name]?.load().bytes, try t.load().bytes, t.name) }
+        let again = try CLI.run(["convert", "\(Self.fixtures)/fsdp4", "-o", dir, "--to", "dcp"])
+        XCTAssertEqual(again.status, 1)
+        XCTAssertEqual(again.stderrLines.count, 1, again.stderr)
+        XCTAssertTrue(again.stderr.contains("model.dcp"), again.stderr)
+    }
+
     func testMissingDataFileIsOneErrorLine() throws {
         let dir = out("broken")
         try FileManager.default.copyItem(atPath: "\(Self.fixtures)/fsdp2", toPath: dir)
