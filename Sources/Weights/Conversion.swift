@@ -46,6 +46,9 @@ public struct ConversionOptions: Sendable {
     public var read: ReadOptions = ReadOptions()
     /// `.dcp` output: the number of ranks (`__<r>_0.distcp` files) the tensors' rows are split over.
     public var ranks = 1
+    /// Write a folder of safetensors shards of at most this many bytes each, in Hugging Face's layout
+    /// (`ShardedSafetensorsWriter`), instead of one file. safetensors only.
+    public var maxShardSize: Int?
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
@@ -94,6 +97,8 @@ public struct ConversionResult: Sendable {
     public let seconds: Double
     /// Tensors left out under `skipUnsupported`, each with the reason (the output format cannot hold its dtype).
     public var skipped: [(name: String, reason: String)] = []
+    /// The files written into the output folder (shards, then the index) when `maxShardSize` was given.
+    public var files: [String] = []
 }
 
 /// The convert pipeline: read a checkpoint, pick and apply the mapping table, check the result against a target
@@ -120,14 +125,22 @@ public enum Converter {
     @discardableResult
     public static func convert(_ input: String, to output: String, options: ConversionOptions, catalog: MappingCatalog? = nil,
                                progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
-        try checkDestination(input: input, output: output, overwrite: options.overwrite)
+        try checkDestination(input: input, output: output, overwrite: options.overwrite, folder: options.maxShardSize != nil)
         return try write(prepare(input, options: options, catalog: catalog), to: output, options: options, progress: progress)
     }
 
     /// Refuses an output that is the input, that exists when overwriting was not asked for, or that is not a
-    /// regular file (a symbolic link, a FIFO, …).
-    public static func checkDestination(input: String, output: String, overwrite: Bool) throws {
+    /// regular file (a symbolic link, a FIFO, …) — or, for a `folder` output (sharded), not a folder that
+    /// `ShardedOutput` may replace, or the folder the input lies in.
+    public static func checkDestination(input: String, output: String, overwrite: Bool, folder: Bool = false) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
+        if folder {
+            if sameFile((input as NSString).deletingLastPathComponent.isEmpty ? "." : (input as NSString).deletingLastPathComponent, output) {
+                throw ConversionError.outputIsInput(input: input)
+            }
+            try ShardedOutput.checkDestination(output, overwrite: overwrite)
+            return
+        }
         // Checked again, atomically, when the output is moved into place (AtomicOutput).
         try AtomicOutput.checkDestination(output, overwrite: overwrite)
     }
@@ -152,6 +165,7 @@ public enum Converter {
             result.skipped = unreadable.map { ($0.name, "\($0.what) cannot be converted") }
             return result
         }
+        if let limit = options.maxShardSize { return try writeShards(prepared, to: output, limit: limit, options: options, progress: progress) }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         let skipped: [TensorEntry]
         let formatName: String
