@@ -21,7 +21,10 @@ public enum DistributedCheckpointWriter {
     public static let maxRanks = 4096
 
     /// Writes `sd` (floating tensors cast to `dtype` when given) to the directory `destination`, which must not exist.
-    public static func write(_ sd: StateDict, to destination: String, ranks: Int, dtype: DType?) throws {
+    /// `extraMetadata` (provenance: `source_file`, …) is written as string items after the state dict's own
+    /// metadata, for names it does not already use.
+    public static func write(_ sd: StateDict, to destination: String, ranks: Int, dtype: DType?,
+                             extraMetadata: [String: String] = [:]) throws {
         guard ranks >= 1, ranks <= maxRanks else {
             throw CheckpointError("--ranks must be between 1 and \(maxRanks), not \(ranks)", file: destination)
         }
@@ -102,7 +105,9 @@ public enum DistributedCheckpointWriter {
                 }
             }))
         }
-        for m in sd.metadata {
+        let own = Set(sd.metadata.map(\.name))
+        let extra = extraMetadata.keys.sorted().filter { !own.contains($0) }.map { MetadataEntry(name: $0, value: .string(extraMetadata[$0] ?? "")) }
+        for m in sd.metadata + extra {
             guard let payload = try TorchSaveArchive.value(m.value) else { continue }
             let f = files[0]
             storage.append((m.name, nil, "__0_0.distcp", f.offset, payload.count))

@@ -157,7 +157,8 @@ public enum Converter {
         }
         if options.format == .dcp {
             // A directory, written under a temporary name and renamed into place by the writer.
-            try DistributedCheckpointWriter.write(prepared.stateDict, to: output, ranks: options.ranks, dtype: options.dtype)
+            try DistributedCheckpointWriter.write(prepared.stateDict, to: output, ranks: options.ranks, dtype: options.dtype,
+                                                  extraMetadata: prepared.metadata.filter { provenanceKeys.contains($0.key) })
             let files = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
             let written = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0) }
             var result = ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
