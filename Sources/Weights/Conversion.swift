@@ -135,7 +135,7 @@ public enum Converter {
     public static func checkDestination(input: String, output: String, overwrite: Bool, folder: Bool = false) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
         if folder {
-            if sameFile((input as NSString).deletingLastPathComponent.isEmpty ? "." : (input as NSString).deletingLastPathComponent, output) {
+            if sameFile(PathText.parent(input).isEmpty ? "." : PathText.parent(input), output) {
                 throw ConversionError.outputIsInput(input: input)
             }
             try ShardedOutput.checkDestination(output, overwrite: overwrite)
