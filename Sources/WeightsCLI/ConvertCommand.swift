@@ -88,7 +88,7 @@ struct ConvertCommand: ParsableCommand {
         }
         for n in prepared.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let sd = prepared.stateDict
-        let inputSize = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+        let inputSize = (sd.shards.isEmpty ? [input] : sd.shards).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
         let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()
