@@ -103,7 +103,11 @@ package enum DistributedCheckpointReader {
         // A safetensors payload runs past `length` (which counts only the chunk's bytes) to the end of the file.
         let head = try f.read(at: info.offset, count: min(9, f.size - info.offset))
         let entry: TensorEntry
-        if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+        if let hit = f.chunkPayloads[range] {
+            // A torch.save payload is parsed once: a crafted .metadata naming one payload for a million chunks costs
+            // lookups, not parses. (safetensors payloads are looked up by name in their parsed header.)
+            entry = hit
+        } else if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             let zip = try ZipArchive(path: f.path, range: range, verifyCRC: options.verifyCRC, sharing: f.source)
             let inner = try PyTorchZipReader.read(zip)
             if let u = inner.unsupported.first { throw CheckpointError("chunk payload holds \(u.what)") }
@@ -111,6 +115,7 @@ package enum DistributedCheckpointReader {
                 throw CheckpointError("chunk payload is a torch.save archive of \(inner.tensors.count) tensors, expected one bare tensor")
             }
             entry = t
+            f.chunkPayloads[range] = t
         } else if head.count == 9, head[8] == UInt8(ascii: "{") {
             entry = try DCPSafetensorsPayload.entry(name: name, offset: info.offset, length: info.length, file: f)
         } else {
@@ -161,6 +166,8 @@ final class DataFile: @unchecked Sendable {
     let source: SourceFile
     let lock = NSLock()
     var parsedSafetensors: [Int: StateDict] = [:]
+    /// Chunk payloads already read, by byte range (see `DistributedCheckpointReader.chunkEntry`).
+    var chunkPayloads: [Range<Int>: TensorEntry] = [:]
 
     init(path: String) throws {
         self.path = path
