@@ -65,6 +65,9 @@ package enum DistributedCheckpointReader {
                 sd.tensors.append(entry)
             }
         }
+        // Unique, in order of appearance (a set, not `contains` per global: many items times many globals).
+        var seenGlobals = Set<String>()
+        sd.neutralisedGlobals = sd.neutralisedGlobals.filter { seenGlobals.insert($0).inserted }
         return (sd, files.totalBytes)
     }
 
@@ -146,7 +149,7 @@ package enum DistributedCheckpointReader {
         for m in inner.metadata { sd.metadata.append(MetadataEntry(name: full(m.name), value: m.value)) }
         for var t in inner.tensors { t.name = full(t.name); sd.tensors.append(t) }
         for var u in inner.unsupported { u.name = full(u.name); sd.unsupported.append(u) }
-        for g in inner.neutralisedGlobals where !sd.neutralisedGlobals.contains(g) { sd.neutralisedGlobals.append(g) }
+        sd.neutralisedGlobals += inner.neutralisedGlobals   // made unique once, at the end of `read`
     }
 
     static func readWhole(_ path: String, limit: Int) throws -> [UInt8] {
