@@ -107,8 +107,12 @@ package enum DistributedCheckpointReader {
         // A safetensors payload runs past `length` (which counts only the chunk's bytes) to the end of the file.
         let head = try f.read(at: info.offset, count: min(9, f.size - info.offset))
         let entry: TensorEntry
-        if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
-            try files.claim(info, in: f)
+        if let hit = f.chunkPayloads[range] {
+            // A torch.save payload is parsed once: a crafted .metadata naming one payload for a million chunks costs
+            // lookups, not parses. (safetensors payloads are looked up by name in their parsed header.)
+            entry = hit
+        } else if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            try files.claim(info, in: f)   // a payload overlapping another one (not the same range) is refused
             let zip = try ZipArchive(path: f.path, range: range, verifyCRC: options.verifyCRC, sharing: f.source)
             let inner = try PyTorchZipReader.read(zip)
             if let u = inner.unsupported.first { throw CheckpointError("chunk payload holds \(u.what)") }
@@ -116,6 +120,7 @@ package enum DistributedCheckpointReader {
                 throw CheckpointError("chunk payload is a torch.save archive of \(inner.tensors.count) tensors, expected one bare tensor")
             }
             entry = t
+            f.chunkPayloads[range] = t
         } else if head.count == 9, head[8] == UInt8(ascii: "{") {
             entry = try DCPSafetensorsPayload.entry(name: name, offset: info.offset, length: info.length, file: f)
         } else {
@@ -167,6 +172,8 @@ final class DataFile: @unchecked Sendable {
     let source: SourceFile
     let lock = NSLock()
     var parsedSafetensors: [Int: StateDict] = [:]
+    /// Chunk payloads already read, by byte range (see `DistributedCheckpointReader.chunkEntry`).
+    var chunkPayloads: [Range<Int>: TensorEntry] = [:]
 
     init(path: String) throws {
         self.path = path
@@ -211,9 +218,11 @@ final class DataFiles {
 
     init(directory: String) { self.directory = directory }
 
-    /// Counts a payload about to be read. Payloads of a real checkpoint are disjoint byte ranges of its files, so
-    /// together they fit in the files; more means payloads overlap (one archive read as many chunks or bytes items,
-    /// each unpickled, inflated or kept again) and is refused before the work and memory multiply.
+    /// Counts a payload about to be parsed or kept. Payloads of a real checkpoint are disjoint byte ranges of its
+    /// files, so together they fit in the files; more means payloads overlap (one archive read as many bytes items or
+    /// overlapping chunk ranges, each unpickled, inflated or kept again) and is refused before the work and memory
+    /// multiply. A chunk naming exactly a range already parsed reuses that parse and is not counted (what such
+    /// sharing produces is bounded by the output cap).
     func claim(_ info: DCPMetadata.Storage, in f: DataFile) throws {
         let (sum, o) = payloadBytes.addingReportingOverflow(info.length)
         guard !o, sum <= totalBytes else {

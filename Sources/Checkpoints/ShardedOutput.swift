@@ -29,12 +29,12 @@ public final class ShardedOutput {
         self.destination = destination
         self.overwrite = overwrite
         try Self.checkDestination(destination, overwrite: overwrite)
-        let parent = (destination as NSString).deletingLastPathComponent
-        let base = (destination as NSString).lastPathComponent
+        let parent = PathText.parent(destination)
+        let base = PathText.lastComponent(destination)
         var path = ""
         var made = false
         for _ in 0..<16 {
-            path = (parent.isEmpty ? "" : parent + "/") + AtomicOutput.temporaryName(for: base)
+            path = PathText.join(parent, AtomicOutput.temporaryName(for: base))
             folderSlot = PendingOutputs.register(path)
             if mkdir(path, 0o755) == 0 { made = true; break }
             let e = errno
@@ -104,7 +104,7 @@ public final class ShardedOutput {
 
     /// Closes a file of the set under its final name inside the temporary folder.
     public func finish(_ out: AtomicOutput, durable: Bool) throws {
-        let name = (out.destination as NSString).lastPathComponent
+        let name = PathText.lastComponent(out.destination)
         try out.commit(durable: durable)
         open.removeAll { $0 === out }
         finished.append((name, PendingOutputs.register(out.destination)))
@@ -124,7 +124,7 @@ public final class ShardedOutput {
         committed = true
         for f in finished { if let s = f.slot { PendingOutputs.unregister(s) } }
         finished = []
-        if durable { try Self.syncFolder((destination as NSString).deletingLastPathComponent, for: destination) }
+        if durable { try Self.syncFolder(PathText.parent(destination), for: destination) }
     }
 
     private func moveNoReplace() throws {
@@ -151,8 +151,7 @@ public final class ShardedOutput {
             swapped = true
         }
         if !swapped {
-            let old = ((destination as NSString).deletingLastPathComponent as NSString).appendingPathComponent(
-                AtomicOutput.temporaryName(for: (destination as NSString).lastPathComponent + ".old"))
+            let old = PathText.join(PathText.parent(destination), AtomicOutput.temporaryName(for: PathText.lastComponent(destination) + ".old"))
             guard rename(destination, old) == 0 else {
                 throw CheckpointError("cannot move the old output folder aside: \(String(cString: strerror(errno)))", file: destination)
             }

@@ -10,7 +10,7 @@ extension Converter {
         let start = Date()
         // The input (a file, or a sharded set's index and shards) must not lie in the folder being replaced.
         for file in [prepared.source.file] + prepared.source.shards {
-            let folder = (file as NSString).deletingLastPathComponent
+            let folder = PathText.parent(file)
             if sameFile(folder.isEmpty ? "." : folder, output) { throw ConversionError.outputIsInput(input: prepared.source.file) }
         }
         let written = try ShardedSafetensorsWriter.write(prepared.stateDict, toFolder: output, maxShardSize: limit, dtype: options.dtype,

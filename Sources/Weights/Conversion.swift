@@ -18,7 +18,7 @@ public enum ConversionError: WeightsError {
 
 /// How to convert a checkpoint.
 public struct ConversionOptions: Sendable {
-    public enum Format: String, Sendable, CaseIterable { case safetensors, h5 }
+    public enum Format: String, Sendable, CaseIterable { case safetensors, h5, dcp }
 
     public var format: Format
     /// Cast floating tensors to this dtype (nil keeps them bit-exact). Integer and bool tensors are always kept.
@@ -44,6 +44,8 @@ public struct ConversionOptions: Sendable {
     public var skipUnsupported: Bool
     /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
     public var read: ReadOptions = ReadOptions()
+    /// `.dcp` output: the number of ranks (`__<r>_0.distcp` files) the tensors' rows are split over.
+    public var ranks = 1
     /// Write a folder of safetensors shards of at most this many bytes each, in Hugging Face's layout
     /// (`ShardedSafetensorsWriter`), instead of one file. safetensors only.
     public var maxShardSize: Int?
@@ -133,7 +135,7 @@ public enum Converter {
     public static func checkDestination(input: String, output: String, overwrite: Bool, folder: Bool = false) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
         if folder {
-            if sameFile((input as NSString).deletingLastPathComponent.isEmpty ? "." : (input as NSString).deletingLastPathComponent, output) {
+            if sameFile(PathText.parent(input).isEmpty ? "." : PathText.parent(input), output) {
                 throw ConversionError.outputIsInput(input: input)
             }
             try ShardedOutput.checkDestination(output, overwrite: overwrite)
@@ -153,6 +155,17 @@ public enum Converter {
         if let u = unreadable.first, !options.skipUnsupported {
             throw CheckpointError("\(u.what) cannot be converted (--skip-unsupported leaves such tensors out)", file: prepared.source.file, key: u.name)
         }
+        if options.format == .dcp {
+            // A directory, written under a temporary name and renamed into place by the writer.
+            try DistributedCheckpointWriter.write(prepared.stateDict, to: output, ranks: options.ranks, dtype: options.dtype,
+                                                  extraMetadata: prepared.metadata.filter { provenanceKeys.contains($0.key) })
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+            let written = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0) }
+            var result = ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
+                                          seconds: Date().timeIntervalSince(start))
+            result.skipped = unreadable.map { ($0.name, "\($0.what) cannot be converted") }
+            return result
+        }
         if let limit = options.maxShardSize { return try writeShards(prepared, to: output, limit: limit, options: options, progress: progress) }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         let skipped: [TensorEntry]
@@ -166,6 +179,9 @@ public enum Converter {
             formatName = "HDF5"
             skipped = try HDF5Writer.write(prepared.stateDict, toPath: out.temporaryPath, dtype: options.dtype, metadata: prepared.metadata,
                                            skipUnsupported: options.skipUnsupported, progress: progress)
+        case .dcp:
+            formatName = "DCP"   // written above
+            skipped = []
         }
         try out.commit(durable: options.durable)
         let written = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

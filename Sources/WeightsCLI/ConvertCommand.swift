@@ -8,7 +8,7 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a checkpoint to safetensors or HDF5, streaming one tensor at a time."
     )
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5 }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5, dcp }
     enum DTypeChoice: String, ExpressibleByArgument, CaseIterable { case keep, float32, float16, bfloat16 }
 
     @Argument(help: "Input checkpoint (never modified).")
@@ -17,8 +17,11 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file (default: the input's name with the new extension, same folder).")
     var output: String?
 
-    @Option(name: .long, help: "Output format: safetensors or h5.")
+    @Option(name: .long, help: "Output format: safetensors, h5, or dcp (a PyTorch Distributed Checkpoint directory).")
     var to: Target = .safetensors
+
+    @Option(name: .long, help: "With --to dcp: split each tensor's rows over this many ranks (__<r>_0.distcp files).")
+    var ranks: Int = 1
 
     @Option(name: .long, help: "Cast floating tensors: keep (bit-exact), float32, float16, bfloat16. Integer and bool tensors are always kept.")
     var dtype: DTypeChoice = .keep
@@ -58,9 +61,10 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         let format = ConversionOptions.Format(rawValue: to.rawValue) ?? .safetensors
+        if ranks != 1 && to != .dcp { throw ValidationError("--ranks applies to --to dcp") }
         if maxShardSize != nil {
             guard output != nil else { throw ValidationError("--max-shard-size writes a folder: give it with -o DIR") }
-            guard to == .safetensors else { throw ValidationError("--max-shard-size writes safetensors shards; it cannot be combined with --to h5") }
+            guard to == .safetensors else { throw ValidationError("--max-shard-size writes safetensors shards; it cannot be combined with --to \(to.rawValue)") }
         }
         let outPath = output ?? Converter.defaultOutput(for: input, format: format)
         try Converter.checkDestination(input: input, output: outPath, overwrite: force, folder: maxShardSize != nil)
@@ -73,6 +77,7 @@ struct ConvertCommand: ParsableCommand {
                                         mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
                                         durable: sync, strictGlobals: strict, skipUnsupported: skipUnsupported)
         options.read = ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)
+        options.ranks = ranks
         options.maxShardSize = maxShardSize?.bytes
         let prepared: PreparedConversion
         do {
@@ -83,7 +88,7 @@ struct ConvertCommand: ParsableCommand {
         }
         for n in prepared.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let sd = prepared.stateDict
-        let inputSize = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+        let inputSize = (sd.shards.isEmpty ? [input] : sd.shards).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
         let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()

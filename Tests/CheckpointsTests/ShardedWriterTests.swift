@@ -122,3 +122,18 @@ final class ShardedWriterTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(index.contains("\"total_size\": \(back.totalBytes)\n"), index)
     }
 }
+
+/// Path splitting without NSString (which traps on some one-character paths such as "o").
+final class PathTextTests: XCTestCase {
+    func testParentAndLastComponent() {
+        let rows: [(String, String, String)] = [("o", "", "o"), ("ab", "", "ab"), ("x/o", "x", "o"), ("/o", "/", "o"), ("o/", "", "o"),
+                                                ("/a/b//", "/a", "b"), ("a//b", "a", "b"), ("/", "/", "/"), ("", "", "")]
+        for (path, parent, last) in rows {
+            XCTAssertEqual(PathText.parent(path), parent, "'\(path)'")
+            XCTAssertEqual(PathText.lastComponent(path), last, "'\(path)'")
+        }
+        XCTAssertEqual(PathText.join("", "m"), "m")
+        XCTAssertEqual(PathText.join("/", "m"), "/m")
+        XCTAssertEqual(PathText.join("d", "m"), "d/m")
+    }
+}

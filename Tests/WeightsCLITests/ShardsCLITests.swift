@@ -92,4 +92,34 @@ final class ShardsCLITests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out("x")))
     }
+
+    /// Shards of different kinds merge their pickle notices, metadata and tensors: a payload riding in one `.bin`
+    /// shard is reported for the whole set (a warning, and `--strict` refuses it), as for a single file.
+    func testNoticesOfAllShardsAreMerged() throws {
+        let dir = out("mixed")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let payload = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("Fixtures/payload_beside_tensors_zip.pth")
+        try FileManager.default.copyItem(atPath: payload, toPath: dir + "/a-00001.bin")
+        try FileManager.default.copyItem(atPath: "\(Self.fixtures)/original.safetensors", toPath: dir + "/a-00002.safetensors")
+        var map: [String] = []
+        var total = 0
+        for shard in ["a-00001.bin", "a-00002.safetensors"] {
+            let sd = try Checkpoint.open(dir + "/" + shard)
+            map += sd.names.map { "\"\($0)\": \"\(shard)\"" }
+            total += sd.totalBytes
+        }
+        try "{\"metadata\": {\"total_size\": \(total)}, \"weight_map\": {\(map.joined(separator: ", "))}}".write(toFile: dir + "/a.index.json", atomically: false, encoding: .utf8)
+        let sd = try Checkpoint.open(dir)
+        XCTAssertEqual(sd.format, .pytorchZip)
+        XCTAssertEqual(sd.tensors.count, 15)
+        XCTAssertEqual(sd.neutralisedGlobals, ["posix.system (os.system)"])
+        XCTAssertTrue(sd.metadata.contains { $0.name == "extra.0" })
+        XCTAssertTrue(sd.metadata.contains { $0.name == "format" })
+        var r = try CLI.run(["inspect", dir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning:") && r.stderr.contains("posix.system"), r.stderr)
+        r = try CLI.run(["convert", dir, "-o", out("strict.safetensors"), "--strict"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("posix.system"), r.stderr)
+    }
 }
