@@ -122,4 +122,53 @@ final class ShardsCLITests: XCTestCase {
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("posix.system"), r.stderr)
     }
+
+    /// SIGTERM / SIGINT / SIGHUP after the first shard is finished: the temporary folder goes, finished shard and
+    /// all, nothing appears at the destination, and the process dies of the signal.
+    func testSignalsRemoveThePartialSet() throws {
+        var elements = 1 << 20
+        let input = out("big.safetensors")
+        func partial() -> String? {
+            ((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).first { $0.contains(".partial-") }
+        }
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            var caught = false
+            for _ in 0..<4 where !caught {
+                var sd = StateDict(format: .safetensors, file: "")
+                for i in 0..<6 {
+                    sd.tensors.append(TensorEntry(name: "t\(i)", tensor: Tensor(dtype: .float32, shape: [elements], bytes: [UInt8](repeating: 0x3F, count: 4 * elements))))
+                }
+                try? FileManager.default.removeItem(atPath: input)
+                let o = try AtomicOutput(destination: input, overwrite: false)
+                try SafetensorsWriter.write(sd, to: o, dtype: nil, metadata: [:])
+                try o.commit()
+                let dest = out("sharded")
+                let p = try Spawned(["convert", input, "-o", dest, "--max-shard-size", "\(2 * elements)", "--dtype", "bfloat16"])
+                // Wait until the temporary folder holds a finished shard, then freeze, signal, resume.
+                let deadline = Date().addingTimeInterval(60)
+                var ready = false
+                while p.poll() == nil, Date() < deadline, !ready {
+                    if let name = partial(), let inside = try? FileManager.default.contentsOfDirectory(atPath: tmp.path + "/" + name) {
+                        ready = inside.contains { $0.hasPrefix("model-00001-of-") }
+                    }
+                    if !ready { usleep(200) }
+                }
+                if ready, p.poll() == nil {
+                    kill(p.pid, SIGSTOP)
+                    kill(p.pid, sig)
+                    kill(p.pid, SIGCONT)
+                    let r = p.wait()
+                    XCTAssertEqual(r.status, -sig, "signal \(sig): \(r.stderr)")
+                    XCTAssertNil(partial(), "signal \(sig): temporary folder left")
+                    XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+                    caught = true
+                } else {
+                    _ = p.wait()
+                    try? FileManager.default.removeItem(atPath: dest)
+                    elements *= 2  // finished before it could be caught: a larger input
+                }
+            }
+            XCTAssertTrue(caught, "signal \(sig): never caught a sharded convert in progress")
+        }
+    }
 }
