@@ -63,6 +63,24 @@ while left > 0:
 """
 
 
+# The dcp section's floor: every file of the checkpoint copied by copy_file_range into one output, each at an offset
+# shifted by 7560 bytes from the last, as a converter must place the chunks (see SHIFTED_COPY).
+SHIFTED_COPY_MANY = r"""
+import os, sys
+fo = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+dst = 0
+for path in sys.argv[2:]:
+    fi = os.open(path, os.O_RDONLY)
+    left, src, dst = os.fstat(fi).st_size, 0, dst + 7560
+    while left > 0:
+        n = os.copy_file_range(fi, fo, left, src, dst)
+        if n <= 0:
+            sys.exit("copy_file_range stopped")
+        left, src, dst = left - n, src + n, dst + n
+    os.close(fi)
+"""
+
+
 class Results:
     def __init__(self):
         self.rows = []     # printed measurements
@@ -227,7 +245,9 @@ def section_dcp(args, res, runs):
         shutil.rmtree(copy_dir, ignore_errors=True)
         return ["cp", "-r", src, copy_dir]
 
+    files = [os.path.join(src, f) for f in sorted(os.listdir(src))]
     cases = [("cp -r (same bytes)", cp_dir),
+             ("(ref) shifted copy_file_range", lambda out: [sys.executable, "-S", "-c", SHIFTED_COPY_MANY, out] + files),
              ("weights convert", lambda out: [args.weights, "convert", src, "-o", out, "--force"]),
              ("python dcp_to_torch_save+save_file", lambda out: [sys.executable, "-c", bench_dcp.PY_DCP_CONVERT, src, out])]
     meds = time_converts(args, src, cases, runs)

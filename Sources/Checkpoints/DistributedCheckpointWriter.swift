@@ -105,8 +105,12 @@ public enum DistributedCheckpointWriter {
                 }
             }))
         }
-        let own = Set(sd.metadata.map(\.name))
-        let extra = extraMetadata.keys.sorted().filter { !own.contains($0) }.map { MetadataEntry(name: $0, value: .string(extraMetadata[$0] ?? "")) }
+        var used = Set(items.map(\.entry.name))
+        for m in sd.metadata where !used.insert(m.name).inserted {
+            throw CheckpointError("the name is used twice (a tensor or metadata entry already has it); DCP names must be unique",
+                                  file: destination, key: m.name)
+        }
+        let extra = extraMetadata.keys.sorted().filter { !used.contains($0) }.map { MetadataEntry(name: $0, value: .string(extraMetadata[$0] ?? "")) }
         for m in sd.metadata + extra {
             guard let payload = try TorchSaveArchive.value(m.value) else { continue }
             let f = files[0]

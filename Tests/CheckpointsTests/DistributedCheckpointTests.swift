@@ -217,6 +217,10 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         let u16 = StateDict(format: .safetensors, file: "x", tensors: [TensorEntry(name: "u", tensor: Tensor(dtype: .uint16, shape: [2], bytes: [1, 0, 2, 0]))])
         let e = checkpointError { try DistributedCheckpointWriter.write(u16, to: self.path("u16.dcp"), ranks: 2, dtype: nil) }
         XCTAssertTrue(e?.description.contains("uint16") ?? false, e?.description ?? "")
+        var clash = StateDict(format: .safetensors, file: "x", tensors: [TensorEntry(name: "step", tensor: Tensor(dtype: .uint8, shape: [1], bytes: [1]))])
+        clash.metadata = [MetadataEntry(name: "step", value: .int(3))]
+        let c = checkpointError { try DistributedCheckpointWriter.write(clash, to: self.path("clash.dcp"), ranks: 1, dtype: nil) }
+        XCTAssertTrue(c?.description.contains("used twice") ?? false, c?.description ?? "")
         let left = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains("partial") }
         XCTAssertEqual(left, [])
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("u16.dcp")))
