@@ -88,8 +88,8 @@ public enum Merger {
             let items = sd.tensors.map { ($0.name, Item.tensor($0)) } + sd.unsupported.map { ($0.name, Item.unsupported($0)) }
             for (name, item) in items {
                 if let previous = winners[name] {
-                    // One file holding a name twice is the reader's to refuse; an overlap is across files.
-                    guard previous.source != i else { continue }
+                    // An overlap is across files; one file holding a name twice is refused, as the writers refuse it.
+                    guard previous.source != i else { throw CheckpointError("duplicate tensor name", file: sd.file, key: name) }
                     guard options.override else { throw MergeError.overlap(key: name, first: dicts[previous.source].file, second: sd.file) }
                     overridden.append((name, previous.source, i))
                     if case .tensor(let old) = previous.item, case .tensor(let new) = item, old.dtype != new.dtype || old.shape != new.shape {
