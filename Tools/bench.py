@@ -11,6 +11,9 @@ Sections (each a median over several runs, contenders interleaved so drift affec
   huge      `weights convert` of a vit_huge_patch14_224_in21k-shaped checkpoint (~2.6 GB) vs `cp`, peak RSS.
   sequence  `weights bench --model annotated_transformer --seq-len 64` vs the seed's make_model (vocab 8000),
             random token ids, no padding, causal tgt_mask (Tools/bench_seq.py).
+  shards    the huge checkpoint saved by huggingface_hub as 4 safetensors shards (`save_torch_state_dict`,
+            max_shard_size 700MB), then `weights convert DIR -o OUT --max-shard-size 700MB` (4 shards out) vs `cp -r` of
+            the same folder, peak RSS (target <= 128 MiB). Needs huggingface_hub.
   dcp       `weights convert` of a ~413 MB PyTorch Distributed Checkpoint saved by 4 ranks (DTensor Shard(0), the
             convert section's tensors; Tools/bench_dcp.py) to one safetensors file vs `cp -r` of the checkpoint
             directory vs Python (`dcp_to_torch_save` + `torch.load` + `save_file`), with each process's peak RSS.
@@ -22,7 +25,7 @@ Needs torch, torchvision and safetensors in the Python that runs it, GNU time (/
 release build (`make release`). Generated checkpoints are cached in --workdir (~6 GB with the huge one).
 Usage:
     python Tools/bench.py [--runs 10] [--weights .build/release/weights] [--workdir /tmp/weights-bench]
-                          [--sections forward,sequence,convert,huge,dcp,inspect,load] [--models resnet18,resnet50,...]
+                          [--sections forward,sequence,convert,huge,dcp,shards,inspect,load] [--models resnet18,resnet50,...]
                           [--json results.json]
 """
 import argparse
@@ -157,6 +160,54 @@ def section_convert(args, res, shape, runs, python, rss_limit, time_limit):
     return src
 
 
+SHARD = r"""
+import os, shutil, sys, torch
+from huggingface_hub import save_torch_state_dict
+sd = torch.load(sys.argv[1], map_location="cpu", weights_only=True, mmap=True)
+tmp = sys.argv[2] + ".tmp"
+shutil.rmtree(tmp, ignore_errors=True)
+os.makedirs(tmp)
+save_torch_state_dict(sd, tmp, max_shard_size=sys.argv[3])
+os.replace(tmp, sys.argv[2])
+"""
+
+
+def section_shards(args, res, runs, limit="700MB"):
+    shape = "vit_huge_patch14_224_in21k"
+    folder = os.path.join(args.workdir, f"{shape}-hf-shards")
+    if not os.path.exists(folder):
+        src = checkpoint(args, shape)
+        print(f"sharding {os.path.basename(src)} with huggingface_hub ({limit}) ...", flush=True)
+        subprocess.run([sys.executable, "-c", SHARD, src, folder, limit], check=True)
+    names = sorted(os.listdir(folder))
+    size = sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+    for n in names:  # warm the page cache
+        with open(os.path.join(folder, n), "rb") as f:
+            while f.read(1 << 24):
+                pass
+    out = os.path.join(args.workdir, "out-shards")
+    cases = [("cp -r", lambda: ["cp", "-r", folder, out]),
+             ("weights convert (4 shards out)", lambda: [args.weights, "convert", folder, "-o", out, "--max-shard-size", limit])]
+    results = {}
+    for _ in range(runs):
+        for name, cmd in cases:
+            shutil.rmtree(out, ignore_errors=True)
+            results.setdefault(name, []).append(bc.run(cmd()))
+    produced = sorted(os.listdir(out))
+    shutil.rmtree(out, ignore_errors=True)
+    meds = {name: (median_of([t for t, _ in v]), max(r for _, r in v)) for name, v in results.items()}
+    cp = meds["cp -r"][0]
+    print(f"\n== shards: {len(names) - 1} huggingface_hub shards of {shape} ({size / MiB:.0f} MiB) -> {limit} shards "
+          f"({len(produced) - 1} written): median of {runs} runs", flush=True)
+    print(f"{'command':32} {'median s':>9} {'vs cp':>7} {'peak RSS MiB':>13}")
+    for name, _ in cases:
+        t, rss = meds[name]
+        print(f"{name:32} {t:9.3f} {t / cp:6.2f}x {rss:13.1f}")
+        res.rows.append({"section": "shards", "command": name, "seconds": t, "vs_cp": t / cp, "peak_rss_mib": rss, "bytes": size})
+    t, rss = meds["weights convert (4 shards out)"]
+    res.target("sharded ViT-H in -> 4 shards out, peak RSS <= 128 MiB", f"{rss:.0f} MiB ({t / cp:.2f}x cp)", rss <= 128)
+
+
 def section_dcp(args, res, runs):
     src = os.path.join(args.workdir, "dcp_vit_base_4ranks")
     if not os.path.exists(os.path.join(src, ".metadata")):
@@ -228,7 +279,7 @@ def main():
     ap.add_argument("--runs-huge", type=int, default=3, help="timed runs for the ViT-H conversion")
     ap.add_argument("--weights", default=".build/release/weights")
     ap.add_argument("--workdir", default="/tmp/weights-bench")
-    ap.add_argument("--sections", default="forward,sequence,convert,huge,dcp,inspect,load")
+    ap.add_argument("--sections", default="forward,sequence,convert,huge,dcp,shards,inspect,load")
     ap.add_argument("--models", default=",".join(["resnet18", "resnet50", "vit_base_patch16_224", "mobilevit_xs", "lucidrains_vit", "simple_vit"]),
                     help="forward section: models to time (default: %(default)s)")
     ap.add_argument("--json", help="also write all measurements and verdicts to this file")
@@ -252,6 +303,8 @@ def main():
     if "huge" in sections:
         section_convert(args, res, "vit_huge_patch14_224_in21k", args.runs_huge, python=False, rss_limit=512,
                         time_limit=None)
+    if "shards" in sections:
+        section_shards(args, res, args.runs_huge)
     if "dcp" in sections:
         section_dcp(args, res, args.runs)
     if sections & {"inspect", "load"}:

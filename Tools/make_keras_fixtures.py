@@ -14,6 +14,8 @@ them from the inner model.weights.h5, and every one cross-checked against the lo
 
 Hostile archives (no expected values; KerasArchiveTests names what each must say):
   hostile_external.keras      inner h5 whose dataset has external storage (/etc/passwd)
+  hostile_extlink.keras       inner h5 whose layers/dense/vars/0 is an external link (/etc/passwd.h5)
+  hostile_vds.keras           inner h5 whose dataset is virtual (mapping other.h5)
   hostile_truncated.keras     inner h5 cut to half its length
   hostile_bomb.keras          model.weights.h5 deflated: 80 MiB of zeros in ~80 KiB (beyond the 200x ratio)
   hostile_bomb_lying.keras    deflated member whose header declares 4 KiB but whose stream inflates to 1 MiB
@@ -164,6 +166,17 @@ def main():
         g.create_dataset("0", shape=(16,), dtype="u1", external=[("/etc/passwd", 0, 16)])
     base = [("metadata.json", metadata), ("config.json", config)]
     zip_members(out("hostile_external.keras"), base + [("model.weights.h5", ext.getvalue())])
+    link = io.BytesIO()
+    with h5py.File(link, "w") as f:
+        f.create_group("layers/dense/vars")
+        f["layers/dense/vars/0"] = h5py.ExternalLink("/etc/passwd.h5", "/w")
+    zip_members(out("hostile_extlink.keras"), base + [("model.weights.h5", link.getvalue())])
+    vds = io.BytesIO()
+    with h5py.File(vds, "w") as f:
+        layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+        layout[:] = h5py.VirtualSource("other.h5", "w", shape=(4,))
+        f.create_group("layers/dense/vars").create_virtual_dataset("0", layout)
+    zip_members(out("hostile_vds.keras"), base + [("model.weights.h5", vds.getvalue())])
     zip_members(out("hostile_truncated.keras"), base + [("model.weights.h5", inner[: len(inner) // 2])])
     zip_members(out("hostile_bomb.keras"), base + [("model.weights.h5", bytes(80 << 20))], zipfile.ZIP_DEFLATED)
     lying = out("hostile_bomb_lying.keras")

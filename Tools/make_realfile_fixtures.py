@@ -348,6 +348,26 @@ def make_npy_object_arrays():
                           notes="an object array read as data: numpy arrays inside come out as tensors under dotted names "
                                 "(element i as array.i; a 0-d array as its one element), values as np.load gives them")
         made.append(path)
+    # Pickles from NumPy before 1.0 rebuild arrays with numpy.core._internal._reconstruct (numpy keeps that name for
+    # them): the same object array written with protocol 2, its _reconstruct globals renamed; numpy still loads it.
+    path = out("npy_object_numpy0.npy")
+    import io
+    buf = io.BytesIO()
+    a = np.array([np.arange(3, dtype=np.float32), {"w": np.array([1, -1], np.int16)}], dtype=object)
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(a))
+    __import__("pickle").dump(a, buf, protocol=2)
+    data = buf.getvalue()
+    for spelling in (b"numpy._core.multiarray\n_reconstruct", b"numpy.core.multiarray\n_reconstruct"):
+        data = data.replace(spelling, b"numpy.core._internal\n_reconstruct")
+    assert b"numpy.core._internal\n_reconstruct" in data
+    with open(path, "wb") as f:
+        f.write(data)
+    back = np.load(path, allow_pickle=True)
+    mf.write_expected(path, "npy", [mf.numpy_record("array.0", back[0]), mf.numpy_record("array.1.w", back[1]["w"])], {},
+                      "an .npy header (np.lib.format) + pickle.dump(object_array, f, protocol=2), then the _reconstruct "
+                      "globals renamed to numpy.core._internal._reconstruct (pre-1.0 NumPy's spelling); np.load reads it",
+                      notes="values as np.load gives them")
+    made.append(path)
     # Refused: a global outside numpy in the object array (written by numpy; no expected values, a test names it).
     np.save(out("npy_object_foreign.npy"), np.array([Foreign()], dtype=object), allow_pickle=True)
     return made

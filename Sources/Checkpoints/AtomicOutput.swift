@@ -30,8 +30,8 @@ public final class AtomicOutput {
         self.destination = destination
         self.overwrite = overwrite
         try Self.checkDestination(destination, overwrite: overwrite)
-        let dir = (destination as NSString).deletingLastPathComponent
-        let base = (destination as NSString).lastPathComponent
+        let dir = PathText.parent(destination)
+        let base = PathText.lastComponent(destination)
         var fd: Int32 = -1
         var path = ""
         var slot: Int?

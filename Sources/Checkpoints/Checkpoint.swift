@@ -45,7 +45,7 @@ public enum Checkpoint {
             if indexes.isEmpty {
                 throw CheckpointError("is a directory holding no checkpoint index (*.index.json); give a checkpoint file or a sharded checkpoint's folder", file: path)
             }
-            let names = indexes.prefix(8).map { "'\(($0 as NSString).lastPathComponent)'" }.joined(separator: ", ")
+            let names = indexes.prefix(8).map { "'\(PathText.lastComponent($0))'" }.joined(separator: ", ")
             throw CheckpointError("directory holds \(indexes.count) checkpoint indexes (\(names)\(indexes.count > 8 ? ", …" : "")); give the index file to read", file: path)
         }
         return try ShardedCheckpoint.read(index: index, options: options)

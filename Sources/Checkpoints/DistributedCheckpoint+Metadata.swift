@@ -18,6 +18,8 @@ struct DCPMetadata {
     enum Item {
         case tensor(dtype: DType, size: [Int], chunks: [(offsets: [Int], sizes: [Int])])
         case bytes
+        /// A tensor of a dtype this reader cannot represent (`complex32`, quantized, …), described.
+        case unsupported(String)
     }
 
     struct Storage {
@@ -125,7 +127,11 @@ struct DCPMetadata {
                 md.items.append((name, .bytes))
             case "TensorStorageMetadata":
                 let d = try state(v, "TensorStorageMetadata", key: name)
-                let dtype = try dtypeOf(try field(d, "properties", of: "TensorStorageMetadata", key: name), key: name)
+                let (known, torchName) = try dtypeOf(try field(d, "properties", of: "TensorStorageMetadata", key: name), key: name)
+                guard let dtype = known else {
+                    md.items.append((name, .unsupported("a torch.\(torchName) tensor")))
+                    continue
+                }
                 let size = try ints(try field(d, "size", of: "TensorStorageMetadata", key: name), "size", key: name)
                 guard case .list(let list) = try field(d, "chunks", of: "TensorStorageMetadata", key: name) else {
                     throw fail("chunks is not a list", key: name)
@@ -174,7 +180,8 @@ struct DCPMetadata {
 
     /// The dtype of a `TensorProperties`: its pickled state is a tuple whose first item is the dtype (or, from
     /// older writers, a dict with a `dtype` field).
-    static func dtypeOf(_ v: PickleValue, key: String) throws -> DType {
+    /// The dtype (nil when torch has it but this reader cannot represent it) and its torch name.
+    static func dtypeOf(_ v: PickleValue, key: String) throws -> (DType?, String) {
         guard case .object(let o) = v, let g = o.global, g.module == metadataModule, g.name == "TensorProperties" else {
             throw fail("properties is \(v.kindName), expected TensorProperties", key: key)
         }
@@ -182,7 +189,6 @@ struct DCPMetadata {
         if let items = o.state?.sequenceItems { d = items.first } else if let sd = o.stateDict { d = sd.get("dtype") }
         guard case .dtype(let name)? = d else { throw fail("TensorProperties has no dtype", key: key) }
         guard let known = TorchGlobals.torchDTypes[name] else { throw fail("unknown dtype torch.\(name)", key: key) }
-        guard let dtype = known else { throw CheckpointError("torch.\(name) tensors are not supported", key: key) }
-        return dtype
+        return (known, name)
     }
 }

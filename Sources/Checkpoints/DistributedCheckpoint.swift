@@ -54,6 +54,8 @@ package enum DistributedCheckpointReader {
                 }
                 let f = try files.file(info, key: name)
                 try readBytesItem(name: name, info: info, file: f, into: &sd, options: options)
+            case .unsupported(let what):
+                sd.unsupported.append(UnsupportedTensor(name: name, what: what))
             case .tensor(let dtype, let size, let chunkBoxes):
                 let entry = try CheckpointError.withContext(key: name) {
                     try tensorEntry(name: name, dtype: dtype, shape: size, boxes: chunkBoxes, md: md, files: files, metadataPath: metadataPath,

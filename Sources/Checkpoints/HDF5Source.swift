@@ -35,6 +35,16 @@ final class H5Image: @unchecked Sendable {
         self.bytes = try mapping.slice(offset, count)
     }
 
+    /// A buffer of `byteCount` bytes of its own, filled by `fill` (e.g. inflated into directly).
+    init(member: String, byteCount: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+        self.member = member
+        self.mapping = nil
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, byteCount), alignment: 64)
+        do { try fill(UnsafeMutableRawBufferPointer(rebasing: buf[0..<byteCount])) } catch { buf.deallocate(); throw error }
+        self.owned = buf
+        self.bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(buf)[0..<byteCount])
+    }
+
     /// A copy of `data`.
     init(member: String, copying data: [UInt8]) {
         self.member = member

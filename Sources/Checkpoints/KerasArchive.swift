@@ -43,7 +43,8 @@ enum KerasArchiveReader {
             image = try H5Image(member: weights.name, mapping: MappedFile(path: path), offset: weights.dataOffset, count: weights.size)
             spans = zip.span(weights, offset: 0, count: weights.size).map { (file: $0.file, base: $0.offset) }
         } else {
-            image = H5Image(member: weights.name, copying: try zip.read(weights))
+            // Inflated straight into the image's buffer (not through the archive's cache: one copy in memory).
+            image = try H5Image(member: weights.name, byteCount: weights.size) { try zip.inflate(weights, into: $0) }
             spans = nil
         }
         var sd = try HDF5Reader.read(H5Source(path: path, image: image), format: .keras, spans: spans)

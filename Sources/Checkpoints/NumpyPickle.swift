@@ -8,7 +8,9 @@ import TensorCore
 /// Nothing is imported or run: the values the pickle machine recorded are interpreted here. Object arrays and
 /// dtypes a tensor cannot hold are listed as unsupported tensors, naming what they are.
 enum NumpyPickle {
-    static let reconstruct: Set<String> = ["numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct"]
+    /// `numpy.core._internal._reconstruct` is how NumPy before 1.0 spelled it (same arguments; numpy still loads it).
+    static let reconstruct: Set<String> = ["numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+                                           "numpy.core._internal._reconstruct"]
     static let frombuffer: Set<String> = ["numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer"]
 
     /// Whether `o` is a pickled numpy array (a leaf for the flattener).

@@ -3,7 +3,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Temporary output files to remove if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
+/// Temporary output files (and folders, removed once empty) to remove if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
 ///
 /// The handler must be async-signal-safe, so the paths live in one preallocated C buffer (`slots` × PATH_MAX
 /// bytes) and slot ownership in two lock-free bit masks: `reserved` (slot taken) and `armed` (path fully written).
@@ -95,6 +95,10 @@ enum PendingOutputs {
         guard mask != 0 else { return }
         for slot in 0..<slots where mask & (1 << UInt64(slot)) != 0 {
             unlink(buffer + slot * pathBytes)
+        }
+        // Then temporary folders (`ShardedOutput`), empty once their files are gone; rmdir fails harmlessly on files.
+        for slot in 0..<slots where mask & (1 << UInt64(slot)) != 0 {
+            rmdir(buffer + slot * pathBytes)
         }
     }
 }

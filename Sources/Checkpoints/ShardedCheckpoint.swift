@@ -157,7 +157,7 @@ package enum ShardedCheckpoint {
         guard !name.utf8.contains(0) else { throw refuse("contains a NUL byte") }
         guard !name.hasPrefix("/") else { throw refuse("is an absolute path") }
         guard !name.split(separator: "/", omittingEmptySubsequences: true).contains("..") else { throw refuse("has a '..' component") }
-        let folder = (index as NSString).deletingLastPathComponent
+        let folder = PathText.parent(index)
         let path = folder.isEmpty ? name : join(folder, name)
         // Symbolic links: the resolved shard must lie inside the resolved folder (or a Hugging Face cache's blobs).
         guard let realFolder = realPath(folder.isEmpty ? "." : folder) else {
@@ -169,9 +169,9 @@ package enum ShardedCheckpoint {
                                   file: index, shard: name)
         }
         if inside(real, realFolder) { return path }
-        let parent = (realFolder as NSString).deletingLastPathComponent
-        if (parent as NSString).lastPathComponent == "snapshots" {
-            let blobs = ((parent as NSString).deletingLastPathComponent as NSString).appendingPathComponent("blobs")
+        let parent = PathText.parent(realFolder)
+        if PathText.lastComponent(parent) == "snapshots" {
+            let blobs = PathText.join(PathText.parent(parent), "blobs")
             if inside(real, blobs) { return path }
         }
         throw refuse("resolves (through a symbolic link) to \(real), outside \(realFolder)")

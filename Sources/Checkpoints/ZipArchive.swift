@@ -135,10 +135,7 @@ package final class ZipArchive: @unchecked Sendable {
             throw CheckpointError("deflated record of \(m.size) bytes was already inflated \(times) times (views of a compressed storage too large to keep in memory); refusing to inflate it once per view",
                                   file: path, member: m.name)
         }
-        let limit = max(Self.bombAllowance, m.compressedSize.multipliedReportingOverflow(by: Self.bombRatio).partialValue)
-        if m.size > limit {
-            throw CheckpointError("compressed record of \(m.compressedSize) bytes claims to expand to \(m.size) bytes (likely a zip bomb)", file: path, member: m.name)
-        }
+        try checkExpansion(m)
         let compressed = try preadBytes(m.dataOffset, m.compressedSize, member: m)
         let out = try Self.inflateRaw(compressed, size: m.size, fail: { CheckpointError($0, file: path, member: m.name) })
         let crc = out.withUnsafeBufferPointer { CZip.crc32(0, $0.baseAddress, uInt($0.count)) }
@@ -155,64 +152,95 @@ package final class ZipArchive: @unchecked Sendable {
         return out
     }
 
+    /// Refuses a deflated member that claims to expand far beyond its compressed size (a likely zip bomb).
+    private func checkExpansion(_ m: Member) throws {
+        let limit = max(Self.bombAllowance, m.compressedSize.multipliedReportingOverflow(by: Self.bombRatio).partialValue)
+        if m.size > limit {
+            throw CheckpointError("compressed record of \(m.compressedSize) bytes claims to expand to \(m.size) bytes (likely a zip bomb)", file: path, member: m.name)
+        }
+    }
+
+    /// Inflates a deflated member into `out` (exactly its size), under the same bomb limit and CRC-32 check as `read`,
+    /// without keeping a copy in the cache (for a caller that holds the whole member itself).
+    package func inflate(_ m: Member, into out: UnsafeMutableRawBufferPointer) throws {
+        guard !m.isStored, out.count == m.size else {
+            throw CheckpointError("inflate: member is stored or the buffer is not \(m.size) bytes", file: path, member: m.name)
+        }
+        try checkExpansion(m)
+        let compressed = try preadBytes(m.dataOffset, m.compressedSize, member: m)
+        let bytes = out.bindMemory(to: UInt8.self)
+        try Self.inflateRaw(compressed, into: bytes, fail: { CheckpointError($0, file: path, member: m.name) })
+        let crc = CZip.crc32(0, bytes.baseAddress, uInt(bytes.count))
+        guard UInt32(truncatingIfNeeded: crc) == m.crc32 else {
+            throw CheckpointError("bad CRC-32: the inflated data hashes to \(Self.hex(crc)) but the archive says \(Self.hex(m.crc32)) (corrupted or altered member)",
+                                  file: path, member: m.name)
+        }
+    }
+
     /// Raw-deflate `input` into exactly `size` bytes: fewer, more, or bytes after the end of the stream are errors.
     static func inflateRaw(_ input: [UInt8], size: Int, fail: (String) -> CheckpointError) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: size) { outBuf, initialized in
+            initialized = 0
+            try inflateRaw(input, into: UnsafeMutableBufferPointer(rebasing: outBuf[0..<size]), fail: fail)
+            initialized = size
+        }
+    }
+
+    /// The same, into `outBuf` (exactly `outBuf.count` bytes).
+    static func inflateRaw(_ input: [UInt8], into outBuf: UnsafeMutableBufferPointer<UInt8>, fail: (String) -> CheckpointError) throws {
+        let size = outBuf.count
         var stream = z_stream()
         guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw fail("cannot start zlib") }
         defer { inflateEnd(&stream) }
-        return try input.withUnsafeBufferPointer { inBuf in
-            try [UInt8](unsafeUninitializedCapacity: size) { outBuf, initialized in
-                initialized = 0
-                let chunk = 1 << 30
-                var inPos = 0, outPos = 0
-                var status = Z_OK
-                while true {
+        try input.withUnsafeBufferPointer { inBuf in
+            let chunk = 1 << 30
+            var inPos = 0, outPos = 0
+            var status = Z_OK
+            while true {
+                if stream.avail_in == 0 && inPos < inBuf.count {
+                    let n = min(chunk, inBuf.count - inPos)
+                    stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
+                    stream.avail_in = uInt(n); inPos += n
+                }
+                if stream.avail_out == 0 && outPos < size {
+                    let n = min(chunk, size - outPos)
+                    stream.next_out = outBuf.baseAddress! + outPos
+                    stream.avail_out = uInt(n); outPos += n
+                }
+                if stream.avail_out == 0 { break }   // output full: the stream must end here
+                status = CZip.inflate(&stream, Z_NO_FLUSH)
+                if status == Z_STREAM_END { break }
+                if status == Z_BUF_ERROR && stream.avail_in == 0 && inPos == inBuf.count {
+                    throw fail("deflate stream ends after \(stream.total_out) of \(size) bytes")
+                }
+                guard status == Z_OK else {
+                    throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
+                }
+            }
+            if status != Z_STREAM_END {
+                // All `size` bytes are out; one byte of room shows whether the stream ends or goes on.
+                var spare: UInt8 = 0
+                status = withUnsafeMutablePointer(to: &spare) { sp in
+                    stream.next_out = sp
+                    stream.avail_out = 1
                     if stream.avail_in == 0 && inPos < inBuf.count {
                         let n = min(chunk, inBuf.count - inPos)
                         stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
                         stream.avail_in = uInt(n); inPos += n
                     }
-                    if stream.avail_out == 0 && outPos < size {
-                        let n = min(chunk, size - outPos)
-                        stream.next_out = outBuf.baseAddress! + outPos
-                        stream.avail_out = uInt(n); outPos += n
-                    }
-                    if stream.avail_out == 0 { break }   // output full: the stream must end here
-                    status = CZip.inflate(&stream, Z_NO_FLUSH)
-                    if status == Z_STREAM_END { break }
-                    if status == Z_BUF_ERROR && stream.avail_in == 0 && inPos == inBuf.count {
-                        throw fail("deflate stream ends after \(stream.total_out) of \(size) bytes")
-                    }
-                    guard status == Z_OK else {
-                        throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
-                    }
+                    return CZip.inflate(&stream, Z_NO_FLUSH)
                 }
-                if status != Z_STREAM_END {
-                    // All `size` bytes are out; one byte of room shows whether the stream ends or goes on.
-                    var spare: UInt8 = 0
-                    status = withUnsafeMutablePointer(to: &spare) { sp in
-                        stream.next_out = sp
-                        stream.avail_out = 1
-                        if stream.avail_in == 0 && inPos < inBuf.count {
-                            let n = min(chunk, inBuf.count - inPos)
-                            stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
-                            stream.avail_in = uInt(n); inPos += n
-                        }
-                        return CZip.inflate(&stream, Z_NO_FLUSH)
-                    }
-                    if stream.avail_out == 0 { throw fail("deflate stream expands beyond the declared \(size) bytes") }
-                    guard status == Z_STREAM_END else {
-                        if status == Z_OK || status == Z_BUF_ERROR { throw fail("deflate stream does not end after the declared \(size) bytes") }
-                        throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
-                    }
+                if stream.avail_out == 0 { throw fail("deflate stream expands beyond the declared \(size) bytes") }
+                guard status == Z_STREAM_END else {
+                    if status == Z_OK || status == Z_BUF_ERROR { throw fail("deflate stream does not end after the declared \(size) bytes") }
+                    throw fail("corrupt deflate stream: \(stream.msg.map { String(cString: $0) } ?? "zlib error \(status)")")
                 }
-                guard Int(stream.total_out) == size else {
-                    throw fail("deflate stream holds \(stream.total_out) bytes but the archive declares \(size)")
-                }
-                let trailing = Int(stream.avail_in) + (inBuf.count - inPos)
-                guard trailing == 0 else { throw fail("\(trailing) bytes follow the end of the deflate stream") }
-                initialized = size
             }
+            guard Int(stream.total_out) == size else {
+                throw fail("deflate stream holds \(stream.total_out) bytes but the archive declares \(size)")
+            }
+            let trailing = Int(stream.avail_in) + (inBuf.count - inPos)
+            guard trailing == 0 else { throw fail("\(trailing) bytes follow the end of the deflate stream") }
         }
     }
 

@@ -18,7 +18,7 @@ public enum ConversionError: WeightsError {
 
 /// How to convert a checkpoint.
 public struct ConversionOptions: Sendable {
-    public enum Format: String, Sendable, CaseIterable { case safetensors, h5 }
+    public enum Format: String, Sendable, CaseIterable { case safetensors, h5, dcp }
 
     public var format: Format
     /// Cast floating tensors to this dtype (nil keeps them bit-exact). Integer and bool tensors are always kept.
@@ -44,6 +44,11 @@ public struct ConversionOptions: Sendable {
     public var skipUnsupported: Bool
     /// CRC check of zero-copy zip members and the cap on declared output bytes (`ReadOptions`).
     public var read: ReadOptions = ReadOptions()
+    /// `.dcp` output: the number of ranks (`__<r>_0.distcp` files) the tensors' rows are split over.
+    public var ranks = 1
+    /// Write a folder of safetensors shards of at most this many bytes each, in Hugging Face's layout
+    /// (`ShardedSafetensorsWriter`), instead of one file. safetensors only.
+    public var maxShardSize: Int?
 
     public init(format: Format = .safetensors, dtype: DType? = nil, key: String? = nil, mapping: MappingChoice = .auto,
                 model: ModelDescription? = nil, modelConfig: [String] = [], overwrite: Bool = false, durable: Bool = false,
@@ -92,6 +97,8 @@ public struct ConversionResult: Sendable {
     public let seconds: Double
     /// Tensors left out under `skipUnsupported`, each with the reason (the output format cannot hold its dtype).
     public var skipped: [(name: String, reason: String)] = []
+    /// The files written into the output folder (shards, then the index) when `maxShardSize` was given.
+    public var files: [String] = []
 }
 
 /// The convert pipeline: read a checkpoint, pick and apply the mapping table, check the result against a target
@@ -118,14 +125,22 @@ public enum Converter {
     @discardableResult
     public static func convert(_ input: String, to output: String, options: ConversionOptions, catalog: MappingCatalog? = nil,
                                progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
-        try checkDestination(input: input, output: output, overwrite: options.overwrite)
+        try checkDestination(input: input, output: output, overwrite: options.overwrite, folder: options.maxShardSize != nil)
         return try write(prepare(input, options: options, catalog: catalog), to: output, options: options, progress: progress)
     }
 
     /// Refuses an output that is the input, that exists when overwriting was not asked for, or that is not a
-    /// regular file (a symbolic link, a FIFO, …).
-    public static func checkDestination(input: String, output: String, overwrite: Bool) throws {
+    /// regular file (a symbolic link, a FIFO, …) — or, for a `folder` output (sharded), not a folder that
+    /// `ShardedOutput` may replace, or the folder the input lies in.
+    public static func checkDestination(input: String, output: String, overwrite: Bool, folder: Bool = false) throws {
         if sameFile(input, output) { throw ConversionError.outputIsInput(input: input) }
+        if folder {
+            if sameFile(PathText.parent(input).isEmpty ? "." : PathText.parent(input), output) {
+                throw ConversionError.outputIsInput(input: input)
+            }
+            try ShardedOutput.checkDestination(output, overwrite: overwrite)
+            return
+        }
         // Checked again, atomically, when the output is moved into place (AtomicOutput).
         try AtomicOutput.checkDestination(output, overwrite: overwrite)
     }
@@ -140,6 +155,18 @@ public enum Converter {
         if let u = unreadable.first, !options.skipUnsupported {
             throw CheckpointError("\(u.what) cannot be converted (--skip-unsupported leaves such tensors out)", file: prepared.source.file, key: u.name)
         }
+        if options.format == .dcp {
+            // A directory, written under a temporary name and renamed into place by the writer.
+            try DistributedCheckpointWriter.write(prepared.stateDict, to: output, ranks: options.ranks, dtype: options.dtype,
+                                                  extraMetadata: prepared.metadata.filter { provenanceKeys.contains($0.key) })
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+            let written = files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: output + "/" + $1)[.size] as? Int) ?? 0) }
+            var result = ConversionResult(input: prepared.source.file, output: output, prepared: prepared, bytesWritten: written,
+                                          seconds: Date().timeIntervalSince(start))
+            result.skipped = unreadable.map { ($0.name, "\($0.what) cannot be converted") }
+            return result
+        }
+        if let limit = options.maxShardSize { return try writeShards(prepared, to: output, limit: limit, options: options, progress: progress) }
         let out = try AtomicOutput(destination: output, overwrite: options.overwrite)
         let skipped: [TensorEntry]
         let formatName: String
@@ -152,6 +179,9 @@ public enum Converter {
             formatName = "HDF5"
             skipped = try HDF5Writer.write(prepared.stateDict, toPath: out.temporaryPath, dtype: options.dtype, metadata: prepared.metadata,
                                            skipUnsupported: options.skipUnsupported, progress: progress)
+        case .dcp:
+            formatName = "DCP"   // written above
+            skipped = []
         }
         try out.commit(durable: options.durable)
         let written = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0

@@ -8,7 +8,7 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a checkpoint to safetensors or HDF5, streaming one tensor at a time."
     )
 
-    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5 }
+    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5, dcp }
     enum DTypeChoice: String, ExpressibleByArgument, CaseIterable { case keep, float32, float16, bfloat16 }
 
     @Argument(help: "Input checkpoint (never modified).")
@@ -17,8 +17,11 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output file (default: the input's name with the new extension, same folder).")
     var output: String?
 
-    @Option(name: .long, help: "Output format: safetensors or h5.")
+    @Option(name: .long, help: "Output format: safetensors, h5, or dcp (a PyTorch Distributed Checkpoint directory).")
     var to: Target = .safetensors
+
+    @Option(name: .long, help: "With --to dcp: split each tensor's rows over this many ranks (__<r>_0.distcp files).")
+    var ranks: Int = 1
 
     @Option(name: .long, help: "Cast floating tensors: keep (bit-exact), float32, float16, bfloat16. Integer and bool tensors are always kept.")
     var dtype: DTypeChoice = .keep
@@ -50,13 +53,21 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: .customLong("max-output-bytes"), help: "Largest total of tensor bytes the input may declare, e.g. 200G (default: the larger of 16 GiB and 16 × the input's size).")
     var maxOutputBytes: ByteCount?
 
+    @Option(name: .customLong("max-shard-size"), help: ArgumentHelp("Write -o DIR as Hugging Face safetensors shards of at most SIZE each (5GB, 500MB, 2GiB, 100KB; decimal KB/MB/GB/TB, binary KiB/MiB/GiB/TiB) plus model.safetensors.index.json; one shard is written as DIR/model.safetensors.", valueName: "SIZE"))
+    var maxShardSize: ShardSizeArgument?
+
     @Flag(name: .long, help: "Refuse a pickle that names globals outside the allowlist (by default they become inert placeholders and are listed on stderr).")
     var strict = false
 
     func run() throws {
         let format = ConversionOptions.Format(rawValue: to.rawValue) ?? .safetensors
+        if ranks != 1 && to != .dcp { throw ValidationError("--ranks applies to --to dcp") }
+        if maxShardSize != nil {
+            guard output != nil else { throw ValidationError("--max-shard-size writes a folder: give it with -o DIR") }
+            guard to == .safetensors else { throw ValidationError("--max-shard-size writes safetensors shards; it cannot be combined with --to \(to.rawValue)") }
+        }
         let outPath = output ?? Converter.defaultOutput(for: input, format: format)
-        try Converter.checkDestination(input: input, output: outPath, overwrite: force)
+        try Converter.checkDestination(input: input, output: outPath, overwrite: force, folder: maxShardSize != nil)
         if !config.isEmpty && model == nil { throw ValidationError("--config needs --model") }
         let target = try model.map { name -> ModelDescription in
             let entry = try ModelRegistry.entry(name)
@@ -66,6 +77,8 @@ struct ConvertCommand: ParsableCommand {
                                         mapping: MappingChoice(mapping), model: target, modelConfig: config, overwrite: force,
                                         durable: sync, strictGlobals: strict, skipUnsupported: skipUnsupported)
         options.read = ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)
+        options.ranks = ranks
+        options.maxShardSize = maxShardSize?.bytes
         let prepared: PreparedConversion
         do {
             prepared = try Converter.prepare(input, options: options)
@@ -75,12 +88,13 @@ struct ConvertCommand: ParsableCommand {
         }
         for n in prepared.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let sd = prepared.stateDict
-        let inputSize = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+        let inputSize = (sd.shards.isEmpty ? [input] : sd.shards).reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1)[.size] as? Int) ?? 0) }
         let bar = ProgressBar(total: prepared.outputBytes(cast: options.dtype), enabled: inputSize > 64 << 20 && isatty(STDERR_FILENO) != 0)
         let result = try Converter.write(prepared, to: outPath, options: options, progress: bar.update)
         bar.finish()
         for s in result.skipped { printNotice("skipped '\(s.name)': \(s.reason)", kind: "note") }
-        print("\(TerminalText.escape(input)) (\(sd.format.rawValue)) -> \(TerminalText.escape(outPath)) (\(to.rawValue))")
+        let shards = result.files.filter { $0.hasSuffix(".safetensors") }.count
+        print("\(TerminalText.escape(input)) (\(sd.format.rawValue)\(sd.shards.isEmpty ? "" : ", \(sd.shards.count) shards")) -> \(TerminalText.escape(outPath)) (\(to.rawValue)\(maxShardSize == nil ? "" : ", \(shards) shard\(shards == 1 ? "" : "s")"))")
         if let tableName = prepared.table {
             print("mapping: \(TerminalText.escape(tableName)) (tensors renamed and transformed to model keys)")
         } else if mapping == "auto" {
@@ -112,5 +126,14 @@ final class ProgressBar {
 
     func finish() {
         if enabled && lastDrawn >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// `--max-shard-size`: a size as Hugging Face spells it (`ShardSize`).
+struct ShardSizeArgument: ExpressibleByArgument, Sendable {
+    let bytes: Int
+    init?(argument: String) {
+        guard let n = ShardSize.parse(argument) else { return nil }
+        bytes = n
     }
 }

@@ -74,7 +74,7 @@ struct InspectCommand: ParsableCommand {
         // Names, locations and metadata come from the file: escaped so they cannot break lines or drive the terminal.
         let e = { (s: String) in TerminalText.escape(s) }
         var out = "file: \(e(sd.file))\nformat: \(sd.format.rawValue)\n"
-        if !sd.shards.isEmpty { out += "shards: \(sd.shards.count) (\(e((sd.shards[0] as NSString).lastPathComponent)) …)\n" }
+        if !sd.shards.isEmpty { out += "shards: \(sd.shards.count) (\(e(URL(fileURLWithPath: sd.shards[0]).lastPathComponent)) …)\n" }
         // A note column only when some tensor has no form in an output format.
         let notes = sd.tensors.map { t in unwritable(t.dtype).isEmpty ? "" : "no " + unwritable(t.dtype).joined(separator: "/") + " form" }
         let noted = notes.contains { !$0.isEmpty }

@@ -133,6 +133,14 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         }
     }
 
+    func testTensorOfAnUnsupportedDTypeIsListedNotFatal() throws {
+        let dir = try crafted { $0.setDType("model.layer1.weight", "complex32") }
+        let sd = try Checkpoint.open(dir)
+        XCTAssertEqual(sd.unsupported, [UnsupportedTensor(name: "model.layer1.weight", what: "a torch.complex32 tensor")])
+        XCTAssertNil(sd["model.layer1.weight"])
+        XCTAssertEqual(sd.tensors.count, 16)
+    }
+
     func testDataFileLinkedOutsideTheDirectoryIsRefused() throws {
         let dir = try crafted { _ in }
         let outside = path("outside.distcp")
@@ -145,6 +153,45 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         try FileManager.default.moveItem(atPath: outside, toPath: dir + "/real_1.distcp")
         try FileManager.default.createSymbolicLink(atPath: dir + "/__1_0.distcp", withDestinationPath: "real_1.distcp")
         XCTAssertNoThrow(try openAndLoad(dir))
+    }
+
+    // MARK: writing
+
+    func testWrittenCheckpointReadsBackEqual() throws {
+        for (name, ranks) in [("fsdp4", 3), ("mesh2d", 4), ("fsdp2", 1)] {
+            let sd = try Checkpoint.open(Fixtures.path("dcp/" + name))
+            let out = path("\(name)-\(ranks).dcp")
+            try DistributedCheckpointWriter.write(sd, to: out, ranks: ranks, dtype: nil)
+            let back = try Checkpoint.open(out)
+            XCTAssertEqual(back.format, .dcp)
+            XCTAssertEqual(back.names, sd.names, name)
+            try assertSameTensors(back, sd, name)
+            XCTAssertEqual(back.metadata, sd.metadata, name)
+            let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".distcp") }.sorted()
+            XCTAssertEqual(files, (0..<ranks).map { "__\($0)_0.distcp" }, name)
+            if name == "fsdp4" {   // 7 rows over 3 ranks as Shard(0) cuts them: 3 + 3 + 1
+                XCTAssertEqual(back["model.layer1.weight"]?.chunks?.map(\.sizes), [[3, 5], [3, 5], [1, 5]])
+            }
+        }
+    }
+
+    func testWriterCastsAndRefusesWhatItCannotWrite() throws {
+        let sd = try Checkpoint.open(Fixtures.path("dcp/mesh2d"))
+        try DistributedCheckpointWriter.write(sd, to: path("half.dcp"), ranks: 2, dtype: .float16)
+        let back = try Checkpoint.open(path("half.dcp"))
+        XCTAssertEqual(back["box"]?.dtype, .float16)
+        XCTAssertEqual(back["rep"]?.dtype, .int64)
+        XCTAssertEqual(try back["box"]?.load().bytes, try sd["box"]?.load().converted(to: .float16).bytes)
+        // An existing destination, a bad rank count, a dtype torch.save's classic storages lack: one error each,
+        // and no temporary directory left behind.
+        XCTAssertNotNil(checkpointError { try DistributedCheckpointWriter.write(sd, to: self.path("half.dcp"), ranks: 2, dtype: nil) })
+        XCTAssertNotNil(checkpointError { try DistributedCheckpointWriter.write(sd, to: self.path("zero.dcp"), ranks: 0, dtype: nil) })
+        let u16 = StateDict(format: .safetensors, file: "x", tensors: [TensorEntry(name: "u", tensor: Tensor(dtype: .uint16, shape: [2], bytes: [1, 0, 2, 0]))])
+        let e = checkpointError { try DistributedCheckpointWriter.write(u16, to: self.path("u16.dcp"), ranks: 2, dtype: nil) }
+        XCTAssertTrue(e?.description.contains("uint16") ?? false, e?.description ?? "")
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmp.path).filter { $0.contains("partial") }
+        XCTAssertEqual(left, [])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("u16.dcp")))
     }
 
     func testChunkLayoutCheck() throws {
@@ -173,7 +220,7 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
 }
 
 /// A DCP `.metadata` rebuilt from parsed metadata, with edits, pickled the way torch does (classes by NEWOBJ +
-/// BUILD, torch.Size by REDUCE, dtypes as globals).
+/// BUILD, torch.Size by REDUCE, dtypes as globals), with the library's PickleEmitter.
 struct CraftedMetadata {
     struct Item {
         var name: String
@@ -199,6 +246,7 @@ struct CraftedMetadata {
         for (name, item) in md.items {
             switch item {
             case .bytes: items.append(Item(name: name, bytes: true))
+            case .unsupported: break
             case .tensor(let dtype, let size, let chunks):
                 let torchName = TorchGlobals.torchDTypes.first { $0.value == dtype }.map(\.key) ?? "float32"
                 items.append(Item(name: name, bytes: false, dtype: dtype == .float32 ? "float32" : torchName, size: size, chunks: chunks))
@@ -243,7 +291,7 @@ struct CraftedMetadata {
     // MARK: pickling (protocol 2)
 
     func pickle() -> [UInt8] {
-        var p = PickleBytes()
+        var p = PickleEmitter()
         p.raw([0x80, 2])
         p.object("torch.distributed.checkpoint.metadata", "Metadata") { p in
             p.dict { p in
@@ -252,7 +300,7 @@ struct CraftedMetadata {
                     for item in items {
                         p.string(item.name)
                         if item.bytes {
-                            p.object("torch.distributed.checkpoint.metadata", "BytesStorageMetadata", state: nil)
+                            p.object("torch.distributed.checkpoint.metadata", "BytesStorageMetadata")
                             continue
                         }
                         p.object("torch.distributed.checkpoint.metadata", "TensorStorageMetadata") { p in
@@ -297,40 +345,11 @@ struct CraftedMetadata {
                 if let v = version { p.string("version"); p.string(v) }
                 if let (m, n) = foreignGlobal {
                     p.string("planner_data")
-                    p.global(m, n); p.tuple { p in p.string("echo hi") }; p.raw([0x52])
+                    p.call(m, n) { p in p.string("echo hi") }
                 }
             }
         }
         p.raw([0x2E])
         return p.bytes
-    }
-}
-
-struct PickleBytes {
-    var bytes: [UInt8] = []
-    mutating func raw(_ b: [UInt8]) { bytes += b }
-    mutating func global(_ module: String, _ name: String) { raw([0x63] + Array("\(module)\n\(name)\n".utf8)) }
-    mutating func string(_ s: String) {
-        let u = Array(s.utf8)
-        raw([0x58]); withUnsafeBytes(of: UInt32(u.count).littleEndian) { raw(Array($0)) }; raw(u)
-    }
-    mutating func int(_ v: Int) {
-        // LONG1: little-endian two's complement, 8 bytes.
-        raw([0x8A, 8]); withUnsafeBytes(of: Int64(v).littleEndian) { raw(Array($0)) }
-    }
-    mutating func tuple(_ body: (inout PickleBytes) -> Void) { raw([0x28]); body(&self); raw([0x74]) }
-    mutating func list(_ body: (inout PickleBytes) -> Void) { raw([0x5D, 0x28]); body(&self); raw([0x65]) }
-    mutating func dict(_ body: (inout PickleBytes) -> Void) { raw([0x7D, 0x28]); body(&self); raw([0x75]) }
-    mutating func size(_ dims: [Int]) {
-        global("torch", "Size")
-        tuple { p in p.tuple { p in for d in dims { p.int(d) } } }
-        raw([0x52])
-    }
-    mutating func object(_ module: String, _ name: String, state: Void?) {
-        global(module, name); raw([0x29, 0x81])       // EMPTY_TUPLE NEWOBJ, no state
-    }
-    mutating func object(_ module: String, _ name: String, _ state: (inout PickleBytes) -> Void) {
-        global(module, name); raw([0x29, 0x81])       // EMPTY_TUPLE NEWOBJ
-        state(&self); raw([0x62])                     // BUILD
     }
 }

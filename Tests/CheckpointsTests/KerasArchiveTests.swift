@@ -61,6 +61,8 @@ final class KerasArchiveTests: TemporaryDirectoryTestCase {
     func testHostileArchivesAreRefusedNamingTheMember() {
         let cases: [(String, [String])] = [
             ("hostile_external.keras", ["member 'model.weights.h5'", "external storage", "/etc/passwd"]),
+            ("hostile_extlink.keras", ["member 'model.weights.h5'", "external link", "/etc/passwd.h5"]),
+            ("hostile_vds.keras", ["member 'model.weights.h5'", "virtual dataset", "other.h5"]),
             ("hostile_truncated.keras", ["member 'model.weights.h5'", "truncated"]),
             ("hostile_bomb.keras", ["member 'model.weights.h5'", "zip bomb"]),
             ("hostile_bomb_lying.keras", ["member 'model.weights.h5'", "expands beyond the declared 4096 bytes"]),

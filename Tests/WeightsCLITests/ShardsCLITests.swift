@@ -53,4 +53,43 @@ final class ShardsCLITests: XCTestCase {
             XCTAssertTrue(r.stdout.contains("shards: 4"), r.stdout)
         }
     }
+
+    /// `--max-shard-size`: the folder, the round trip back to the source, and the refusals.
+    func testShardedOutput() throws {
+        let source = "\(Self.fixtures)/original.pth"
+        let original = try Checkpoint.open(source)
+        let dir = out("sharded")
+        var r = try CLI.run(["convert", source, "-o", dir, "--max-shard-size", "6KB"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("(safetensors, 4 shards)"), r.stdout)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(),
+                       (1...4).map { "model-0000\($0)-of-00004.safetensors" } + ["model.safetensors.index.json"])
+        let back = try Checkpoint.open(dir)
+        try assertSameTensors(original, back, "round trip")
+        // Output placement and names are huggingface_hub's: the same files, tensor for tensor, as its own save.
+        let hf = try Checkpoint.open("\(Self.fixtures)/st")
+        for (ours, theirs) in zip(back.shards, hf.shards) {
+            XCTAssertEqual((ours as NSString).lastPathComponent, (theirs as NSString).lastPathComponent)
+            XCTAssertEqual(Set(try Checkpoint.open(ours).names), Set(try Checkpoint.open(theirs).names), ours)
+        }
+        // Again: exists; --force replaces it. Into the input's own folder: refused.
+        r = try CLI.run(["convert", source, "-o", dir, "--max-shard-size", "6KB"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("already exists (use --force"), r.stderr)
+        r = try CLI.run(["convert", source, "-o", dir, "--max-shard-size", "1GB", "--force"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["model.safetensors"])
+        for input in [dir, "\(dir)/model.safetensors"] {
+            r = try CLI.run(["convert", input, "-o", dir, "--max-shard-size", "6KB", "--force"])
+            XCTAssertEqual(r.status, 1, input)
+            XCTAssertTrue(r.stderr.contains("refusing to write over the input"), r.stderr)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["model.safetensors"])
+        // Usage errors: no -o, --to h5, a size that is none.
+        for args in [["--max-shard-size", "6KB"], ["-o", out("x"), "--max-shard-size", "6KB", "--to", "h5"], ["-o", out("x"), "--max-shard-size", "6XB"]] {
+            r = try CLI.run(["convert", source] + args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out("x")))
+    }
 }

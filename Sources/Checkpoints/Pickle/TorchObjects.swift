@@ -83,6 +83,7 @@ enum TorchGlobals {
         "numpy.core.multiarray.scalar", "numpy.dtype", "builtins.complex",
         // numpy arrays, interpreted as data by NumpyPickle.
         "numpy.core.multiarray._reconstruct", "numpy.ndarray", "numpy.core.numeric._frombuffer",
+        "numpy.core._internal._reconstruct",
         // TorchScript archives wrap typed lists and tagged values; each returns its first argument.
         "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_floatlist", "torch.jit._pickle.build_boollist",
         "torch.jit._pickle.build_doublelist", "torch.jit._pickle.build_tensorlist", "torch.jit._pickle.restore_type_tag",
