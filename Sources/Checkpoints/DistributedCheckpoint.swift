@@ -46,6 +46,7 @@ package enum DistributedCheckpointReader {
         }
         let files = DataFiles(directory: directory)
         var sd = StateDict(format: .dcp, file: path)
+        var comparisons = ChunkLayout.maxComparisons   // shared by all tensors
         for (name, item) in md.items {
             switch item {
             case .bytes:
@@ -53,22 +54,25 @@ package enum DistributedCheckpointReader {
                     throw CheckpointError("bytes item has no storage entry in .metadata", file: metadataPath, key: name)
                 }
                 let f = try files.file(info, key: name)
-                try readBytesItem(name: name, info: info, file: f, into: &sd, options: options)
+                try readBytesItem(name: name, info: info, file: f, files: files, into: &sd, options: options)
             case .unsupported(let what):
                 sd.unsupported.append(UnsupportedTensor(name: name, what: what))
             case .tensor(let dtype, let size, let chunkBoxes):
                 let entry = try CheckpointError.withContext(key: name) {
                     try tensorEntry(name: name, dtype: dtype, shape: size, boxes: chunkBoxes, md: md, files: files, metadataPath: metadataPath,
-                                    options: options)
+                                    options: options, comparisons: &comparisons)
                 }
                 sd.tensors.append(entry)
             }
         }
+        // Unique, in order of appearance (a set, not `contains` per global: many items times many globals).
+        var seenGlobals = Set<String>()
+        sd.neutralisedGlobals = sd.neutralisedGlobals.filter { seenGlobals.insert($0).inserted }
         return (sd, files.totalBytes)
     }
 
     static func tensorEntry(name: String, dtype: DType, shape: [Int], boxes: [(offsets: [Int], sizes: [Int])], md: DCPMetadata,
-                            files: DataFiles, metadataPath: String, options: ReadOptions) throws -> TensorEntry {
+                            files: DataFiles, metadataPath: String, options: ReadOptions, comparisons: inout Int) throws -> TensorEntry {
         guard shape.allSatisfy({ $0 >= 0 }), ShapeMath.byteCount(shape, dtype) != nil else {
             throw CheckpointError("tensor shape \(shape) is negative or overflows", file: metadataPath)
         }
@@ -80,14 +84,14 @@ package enum DistributedCheckpointReader {
             infos.append(info)
         }
         try CheckpointError.withContext(file: (files.directory as NSString).appendingPathComponent(".metadata")) {
-            try ChunkLayout.check(shape: shape, chunks: boxes, where: { infos[$0].relativePath })
+            try ChunkLayout.check(shape: shape, chunks: boxes, comparisons: &comparisons, where: { infos[$0].relativePath })
         }
         var chunks: [TensorChunk] = []
         chunks.reserveCapacity(boxes.count)
         for (b, info) in zip(boxes, infos) {
             let f = try files.file(info, key: name)
             let entry = try CheckpointError.withContext(file: f.path, offset: info.offset) {
-                try chunkEntry(name: name, dtype: dtype, sizes: b.sizes, info: info, file: f, options: options)
+                try chunkEntry(name: name, dtype: dtype, sizes: b.sizes, info: info, file: f, files: files, options: options)
             }
             chunks.append(TensorChunk(offsets: b.offsets, sizes: b.sizes, entry: entry))
         }
@@ -97,13 +101,18 @@ package enum DistributedCheckpointReader {
     }
 
     /// The payload of one chunk: a `torch.save` archive holding one tensor, or a safetensors file naming it.
-    static func chunkEntry(name: String, dtype: DType, sizes: [Int], info: DCPMetadata.Storage, file f: DataFile,
+    static func chunkEntry(name: String, dtype: DType, sizes: [Int], info: DCPMetadata.Storage, file f: DataFile, files: DataFiles,
                            options: ReadOptions) throws -> TensorEntry {
         let range = info.offset..<(info.offset + info.length)
         // A safetensors payload runs past `length` (which counts only the chunk's bytes) to the end of the file.
         let head = try f.read(at: info.offset, count: min(9, f.size - info.offset))
         let entry: TensorEntry
-        if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+        if let hit = f.chunkPayloads[range] {
+            // A torch.save payload is parsed once: a crafted .metadata naming one payload for a million chunks costs
+            // lookups, not parses. (safetensors payloads are looked up by name in their parsed header.)
+            entry = hit
+        } else if info.length >= 4, head.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            try files.claim(info, in: f)   // a payload overlapping another one (not the same range) is refused
             let zip = try ZipArchive(path: f.path, range: range, verifyCRC: options.verifyCRC, sharing: f.source)
             let inner = try PyTorchZipReader.read(zip)
             if let u = inner.unsupported.first { throw CheckpointError("chunk payload holds \(u.what)") }
@@ -111,6 +120,7 @@ package enum DistributedCheckpointReader {
                 throw CheckpointError("chunk payload is a torch.save archive of \(inner.tensors.count) tensors, expected one bare tensor")
             }
             entry = t
+            f.chunkPayloads[range] = t
         } else if head.count == 9, head[8] == UInt8(ascii: "{") {
             entry = try DCPSafetensorsPayload.entry(name: name, offset: info.offset, length: info.length, file: f)
         } else {
@@ -122,9 +132,10 @@ package enum DistributedCheckpointReader {
         return entry
     }
 
-    static func readBytesItem(name: String, info: DCPMetadata.Storage, file f: DataFile, into sd: inout StateDict, options: ReadOptions) throws {
+    static func readBytesItem(name: String, info: DCPMetadata.Storage, file f: DataFile, files: DataFiles, into sd: inout StateDict, options: ReadOptions) throws {
         let head = try CheckpointError.withContext(file: f.path, offset: info.offset, key: name) {
-            try f.read(at: info.offset, count: min(4, info.length))
+            try files.claim(info, in: f)
+            return try f.read(at: info.offset, count: min(4, info.length))
         }
         guard head.starts(with: [0x50, 0x4B, 0x03, 0x04]) else {
             guard info.length <= maxRawBytesItem else {
@@ -143,7 +154,7 @@ package enum DistributedCheckpointReader {
         for m in inner.metadata { sd.metadata.append(MetadataEntry(name: full(m.name), value: m.value)) }
         for var t in inner.tensors { t.name = full(t.name); sd.tensors.append(t) }
         for var u in inner.unsupported { u.name = full(u.name); sd.unsupported.append(u) }
-        for g in inner.neutralisedGlobals where !sd.neutralisedGlobals.contains(g) { sd.neutralisedGlobals.append(g) }
+        sd.neutralisedGlobals += inner.neutralisedGlobals   // made unique once, at the end of `read`
     }
 
     static func readWhole(_ path: String, limit: Int) throws -> [UInt8] {
@@ -161,6 +172,8 @@ final class DataFile: @unchecked Sendable {
     let source: SourceFile
     let lock = NSLock()
     var parsedSafetensors: [Int: StateDict] = [:]
+    /// Chunk payloads already read, by byte range (see `DistributedCheckpointReader.chunkEntry`).
+    var chunkPayloads: [Range<Int>: TensorEntry] = [:]
 
     init(path: String) throws {
         self.path = path
@@ -199,8 +212,26 @@ final class DataFiles {
     let directory: String
     private var open: [String: DataFile] = [:]
     private(set) var totalBytes = 0
+    /// Bytes of the payloads read so far (torch.save archives and bytes items; not safetensors chunks, whose
+    /// `length` counts only their data).
+    private(set) var payloadBytes = 0
 
     init(directory: String) { self.directory = directory }
+
+    /// Counts a payload about to be parsed or kept. Payloads of a real checkpoint are disjoint byte ranges of its
+    /// files, so together they fit in the files; more means payloads overlap (one archive read as many bytes items or
+    /// overlapping chunk ranges, each unpickled, inflated or kept again) and is refused before the work and memory
+    /// multiply. A chunk naming exactly a range already parsed reuses that parse and is not counted (what such
+    /// sharing produces is bounded by the output cap).
+    func claim(_ info: DCPMetadata.Storage, in f: DataFile) throws {
+        let (sum, o) = payloadBytes.addingReportingOverflow(info.length)
+        guard !o, sum <= totalBytes else {
+            throw CheckpointError("payloads listed in .metadata add up to more than the \(totalBytes) bytes of the .distcp files read so far "
+                                  + "(\(payloadBytes) before this one of \(info.length)): payloads overlap; refused",
+                                  file: f.path, offset: info.offset)
+        }
+        payloadBytes = sum
+    }
 
     /// The file `info` points into, after checking that its path stays inside the directory and that the payload's
     /// byte range lies inside the file.

@@ -213,6 +213,7 @@ package enum ShardedCheckpoint {
         var fileBytes = 0
         var allSafetensors = true
         var seenMeta = Set<String>()
+        var seenGlobals = Set<String>()   // a set: many shards times many distinct globals would be quadratic
         // Every shard located (and its path checked) before any is read.
         let shardFiles = try shardNames.map { try shardPath($0, index: path) }
         for (shard, shardFile) in zip(shardNames, shardFiles) {
@@ -243,7 +244,7 @@ package enum ShardedCheckpoint {
                 })
             }
             out?.unsupported += sd.unsupported
-            for g in sd.neutralisedGlobals where !(out?.neutralisedGlobals.contains(g) ?? true) { out?.neutralisedGlobals.append(g) }
+            for g in sd.neutralisedGlobals where seenGlobals.insert(g).inserted { out?.neutralisedGlobals.append(g) }
             for m in sd.metadata where seenMeta.insert(m.name + "\u{0}" + m.value.description).inserted { out?.metadata.append(m) }
             out?.shards.append(shardFile)
         }

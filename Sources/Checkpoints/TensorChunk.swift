@@ -94,12 +94,20 @@ package enum ChunkPlacement {
 /// Checks that a set of chunk boxes tiles a tensor exactly: every chunk inside the tensor, no two overlapping,
 /// and no element left uncovered.
 package enum ChunkLayout {
-    /// Most pairs of chunks compared for overlap in one tensor (a sweep over the first dimension keeps real
-    /// layouts linear; a crafted one could otherwise ask for billions of comparisons).
+    /// Most pairs of chunks compared for overlap in one checkpoint, all tensors together (a sweep over the first
+    /// dimension keeps real layouts linear; a crafted one could otherwise ask for billions of comparisons per
+    /// tensor, and repeat that tensor).
     static let maxComparisons = 50_000_000
 
     /// `where_(i)` names chunk `i` (its file) for messages. Throws a `CheckpointError` naming the problem.
     package static func check(shape: [Int], chunks: [(offsets: [Int], sizes: [Int])], where where_: (Int) -> String) throws {
+        var comparisons = maxComparisons
+        try check(shape: shape, chunks: chunks, comparisons: &comparisons, where: where_)
+    }
+
+    /// The same, drawing overlap comparisons from `comparisons`, a budget shared by the tensors of one checkpoint.
+    package static func check(shape: [Int], chunks: [(offsets: [Int], sizes: [Int])], comparisons budget: inout Int,
+                              where where_: (Int) -> String) throws {
         let n = shape.count
         guard let total = ShapeMath.elementCount(shape) else { throw CheckpointError("shape \(shape) overflows") }
         var covered = 0
@@ -125,13 +133,12 @@ package enum ChunkLayout {
         }
         // Overlaps: sweep along dimension 0 (a scalar's boxes all overlap each other).
         boxes.sort { ($0.start.first ?? 0) < ($1.start.first ?? 0) }
-        var comparisons = 0
         for a in 0..<boxes.count {
             var b = a + 1
             while b < boxes.count, n == 0 || boxes[b].start[0] < boxes[a].end[0] {
-                comparisons += 1
-                guard comparisons <= maxComparisons else {
-                    throw CheckpointError("chunk layout needs more than \(maxComparisons) overlap comparisons (\(chunks.count) chunks); refused")
+                budget -= 1
+                guard budget >= 0 else {
+                    throw CheckpointError("chunk layouts need more than \(maxComparisons) overlap comparisons in all (this tensor has \(chunks.count) chunks); refused")
                 }
                 if (0..<n).allSatisfy({ boxes[b].start[$0] < boxes[a].end[$0] && boxes[a].start[$0] < boxes[b].end[$0] }) {
                     let (x, y) = (boxes[a], boxes[b])

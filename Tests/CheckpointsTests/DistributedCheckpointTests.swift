@@ -133,6 +133,34 @@ final class DistributedCheckpointTests: TemporaryDirectoryTestCase {
         }
     }
 
+    func testPayloadsReadTwiceAreRefused() throws {
+        // Bytes items pointing at a chunk's payload: each would be unpickled (or kept) again, so a small .metadata
+        // could multiply one big payload; payloads must fit in the files together.
+        let w = "model.layer1.weight"
+        let dir = try crafted { md in
+            guard let s = md.storage.first(where: { $0.name == w && $0.offsets == [4, 0] }) else { return }
+            for i in 0..<3 {
+                md.items.append(CraftedMetadata.Item(name: "extra.\(i)", bytes: true))
+                md.storage.append(CraftedMetadata.Storage(name: "extra.\(i)", offsets: nil, path: s.path, offset: s.offset, length: s.length))
+            }
+        }
+        let e = checkpointError { try openAndLoad(dir) }
+        let line = e?.description ?? ""
+        for f in ["payloads overlap", "__1_0.distcp", "extra.0"] { XCTAssertTrue(line.contains(f), "'\(f)' not in: \(line)") }
+        XCTAssertFalse(line.contains("\n"))
+    }
+
+    func testChunkComparisonBudgetIsSharedByTheTensors() throws {
+        // Five 1x1 chunks in one row: every pair shares the first dimension (10 comparisons per tensor).
+        let row = (0..<5).map { (offsets: [0, $0], sizes: [1, 1]) }
+        var budget = 15
+        XCTAssertNoThrow(try ChunkLayout.check(shape: [1, 5], chunks: row, comparisons: &budget, where: { "file\($0)" }))
+        XCTAssertEqual(budget, 5)
+        XCTAssertThrowsError(try ChunkLayout.check(shape: [1, 5], chunks: row, comparisons: &budget, where: { "file\($0)" })) { e in
+            XCTAssertTrue("\(e)".contains("overlap comparisons in all"), "\(e)")
+        }
+    }
+
     func testTensorOfAnUnsupportedDTypeIsListedNotFatal() throws {
         let dir = try crafted { $0.setDType("model.layer1.weight", "complex32") }
         let sd = try Checkpoint.open(dir)

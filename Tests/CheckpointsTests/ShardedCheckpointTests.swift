@@ -117,6 +117,24 @@ final class ShardedCheckpointTests: TemporaryDirectoryTestCase {
             try FileManager.default.createSymbolicLink(atPath: d + "/" + s4, withDestinationPath: outside)
             return d
         }))
+        cases.append(("fifo", s4, "is a FIFO (named pipe), not a regular file", {
+            let d = try self.copySet(to: "fifo")
+            try FileManager.default.removeItem(atPath: d + "/" + s4)
+            XCTAssertEqual(mkfifo(d + "/" + s4, 0o600), 0)
+            return d
+        }))
+        cases.append(("directory", s4, "is a directory, not a regular file", {
+            let d = try self.copySet(to: "dirshard")
+            try FileManager.default.removeItem(atPath: d + "/" + s4)
+            try FileManager.default.createDirectory(atPath: d + "/" + s4, withIntermediateDirectories: false)
+            return d
+        }))
+        cases.append(("link to /dev/zero", nil, "resolves (through a symbolic link) to /dev/zero", {
+            let d = try self.copySet(to: "devzero")
+            try FileManager.default.removeItem(atPath: d + "/" + s4)
+            try FileManager.default.createSymbolicLink(atPath: d + "/" + s4, withDestinationPath: "/dev/zero")
+            return d
+        }))
         cases.append(("total_size", nil, "metadata.total_size is 22905 bytes but the 13 tensors of the 4 shards hold 22904", {
             try self.copySet(to: "total", index: replacing("22904", "22905"))
         }))

@@ -92,4 +92,83 @@ final class ShardsCLITests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out("x")))
     }
+
+    /// Shards of different kinds merge their pickle notices, metadata and tensors: a payload riding in one `.bin`
+    /// shard is reported for the whole set (a warning, and `--strict` refuses it), as for a single file.
+    func testNoticesOfAllShardsAreMerged() throws {
+        let dir = out("mixed")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let payload = ((#filePath as NSString).deletingLastPathComponent as NSString).appendingPathComponent("Fixtures/payload_beside_tensors_zip.pth")
+        try FileManager.default.copyItem(atPath: payload, toPath: dir + "/a-00001.bin")
+        try FileManager.default.copyItem(atPath: "\(Self.fixtures)/original.safetensors", toPath: dir + "/a-00002.safetensors")
+        var map: [String] = []
+        var total = 0
+        for shard in ["a-00001.bin", "a-00002.safetensors"] {
+            let sd = try Checkpoint.open(dir + "/" + shard)
+            map += sd.names.map { "\"\($0)\": \"\(shard)\"" }
+            total += sd.totalBytes
+        }
+        try "{\"metadata\": {\"total_size\": \(total)}, \"weight_map\": {\(map.joined(separator: ", "))}}".write(toFile: dir + "/a.index.json", atomically: false, encoding: .utf8)
+        let sd = try Checkpoint.open(dir)
+        XCTAssertEqual(sd.format, .pytorchZip)
+        XCTAssertEqual(sd.tensors.count, 15)
+        XCTAssertEqual(sd.neutralisedGlobals, ["posix.system (os.system)"])
+        XCTAssertTrue(sd.metadata.contains { $0.name == "extra.0" })
+        XCTAssertTrue(sd.metadata.contains { $0.name == "format" })
+        var r = try CLI.run(["inspect", dir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning:") && r.stderr.contains("posix.system"), r.stderr)
+        r = try CLI.run(["convert", dir, "-o", out("strict.safetensors"), "--strict"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("posix.system"), r.stderr)
+    }
+
+    /// SIGTERM / SIGINT / SIGHUP after the first shard is finished: the temporary folder goes, finished shard and
+    /// all, nothing appears at the destination, and the process dies of the signal.
+    func testSignalsRemoveThePartialSet() throws {
+        var elements = 1 << 20
+        let input = out("big.safetensors")
+        func partial() -> String? {
+            ((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).first { $0.contains(".partial-") }
+        }
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            var caught = false
+            for _ in 0..<4 where !caught {
+                var sd = StateDict(format: .safetensors, file: "")
+                for i in 0..<6 {
+                    sd.tensors.append(TensorEntry(name: "t\(i)", tensor: Tensor(dtype: .float32, shape: [elements], bytes: [UInt8](repeating: 0x3F, count: 4 * elements))))
+                }
+                try? FileManager.default.removeItem(atPath: input)
+                let o = try AtomicOutput(destination: input, overwrite: false)
+                try SafetensorsWriter.write(sd, to: o, dtype: nil, metadata: [:])
+                try o.commit()
+                let dest = out("sharded")
+                let p = try Spawned(["convert", input, "-o", dest, "--max-shard-size", "\(2 * elements)", "--dtype", "bfloat16"])
+                // Wait until the temporary folder holds a finished shard, then freeze, signal, resume.
+                let deadline = Date().addingTimeInterval(60)
+                var ready = false
+                while p.poll() == nil, Date() < deadline, !ready {
+                    if let name = partial(), let inside = try? FileManager.default.contentsOfDirectory(atPath: tmp.path + "/" + name) {
+                        ready = inside.contains { $0.hasPrefix("model-00001-of-") }
+                    }
+                    if !ready { usleep(200) }
+                }
+                if ready, p.poll() == nil {
+                    kill(p.pid, SIGSTOP)
+                    kill(p.pid, sig)
+                    kill(p.pid, SIGCONT)
+                    let r = p.wait()
+                    XCTAssertEqual(r.status, -sig, "signal \(sig): \(r.stderr)")
+                    XCTAssertNil(partial(), "signal \(sig): temporary folder left")
+                    XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+                    caught = true
+                } else {
+                    _ = p.wait()
+                    try? FileManager.default.removeItem(atPath: dest)
+                    elements *= 2  // finished before it could be caught: a larger input
+                }
+            }
+            XCTAssertTrue(caught, "signal \(sig): never caught a sharded convert in progress")
+        }
+    }
 }

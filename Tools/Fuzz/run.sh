@@ -3,7 +3,7 @@
 #
 #   Tools/Fuzz/run.sh [SECONDS] [MODE ...]
 #
-# SECONDS (default 60) is per mode; MODEs are raw pickle legacy zip safetensors npy hdf5 zipdir (default: all of them).
+# SECONDS (default 60) is per mode; MODEs are raw pickle legacy zip safetensors npy hdf5 zipdir keras index dcp (default: all of them).
 # Crash / timeout / OOM inputs go to Tools/Fuzz/crashes/<mode>-*, "soft" findings (error descriptions that are
 # not one printable line) to Tools/Fuzz/crashes/soft/, the growing corpus to Tools/Fuzz/corpus/<mode>/ (all
 # git-ignored), logs to Tools/Fuzz/logs/. Exit status 1 if any crash file was written. Tools/Fuzz/dicts/<mode>.dict
@@ -18,7 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SECONDS_PER_MODE="${1:-60}"
 shift || true
 MODES=("$@")
-[ ${#MODES[@]} -eq 0 ] && MODES=(raw pickle legacy zip safetensors npy hdf5 zipdir)
+[ ${#MODES[@]} -eq 0 ] && MODES=(raw pickle legacy zip safetensors npy hdf5 zipdir keras index dcp)
 
 CONFIG="${FUZZ_CONFIG:-release}"
 

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "Tests", "CheckpointsTests", "Fixtures")
 OUT = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(HERE, "seeds")
-MODES = ["raw", "pickle", "legacy", "zip", "safetensors", "npy", "hdf5", "zipdir"]
+MODES = ["raw", "pickle", "legacy", "zip", "safetensors", "npy", "hdf5", "zipdir", "keras", "index", "dcp"]
 # Larger files slow every execution that mutates them; the fixtures that matter are far smaller.
 MAX_SEED = 256 << 10
 # Valid but slow under ASan (400 000 nesting levels: 3-4 s per run in the debug fuzz build), so their mutants
@@ -79,6 +79,34 @@ def npy_parts(data):
     return data[start:start + n], data[start + n:]
 
 
+def index_seeds():
+    """index: the sharded fixtures' indexes (the harness's shard folder holds shards/st and shards/bin as they are and
+    shards/legacy prefixed 'legacy-'), and a few hand-written ones naming the folder's hostile neighbours."""
+    root = os.path.join(FIXTURES, "shards")
+    for sub, prefix in [("st", ""), ("bin", ""), ("legacy", "legacy-")]:
+        for name in sorted(os.listdir(os.path.join(root, sub))):
+            if name.endswith(".index.json"):
+                with open(os.path.join(root, sub, name), "rb") as f:
+                    data = f.read()
+                if prefix:
+                    data = data.replace(b'"pytorch_model-', b'"legacy-pytorch_model-')
+                put("index", sub + "_" + name, data)
+    first = "model-00001-of-00004.safetensors"
+    for shard in ["sub/" + first, "link-in.safetensors", "link-out.safetensors", "link-up.safetensors", "fifo.safetensors",
+                  "dir.safetensors", "zero.safetensors", "./" + first, "sub/../" + first, "/etc/hostname"]:
+        data = ('{"metadata": {"total_size": 64}, "weight_map": {"embed.weight": "%s"}}' % shard).encode()
+        put("index", "hostile_" + shard.replace("/", "_"), data)
+
+
+def dcp_seeds():
+    """dcp: one selector byte (the fixture's position among the sorted dcp/ folders) and its .metadata."""
+    root = os.path.join(FIXTURES, "dcp")
+    names = sorted(n for n in os.listdir(root) if not n.startswith(".") and os.path.isfile(os.path.join(root, n, ".metadata")))
+    for i, name in enumerate(names):
+        with open(os.path.join(root, name, ".metadata"), "rb") as f:
+            put("dcp", "dcp_" + name, bytes([i]) + f.read())
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     for m in MODES:
@@ -90,6 +118,9 @@ def main():
         if data[:8] == b"\x89HDF\r\n\x1a\n" or b"\x89HDF\r\n\x1a\n" in data[512:4096:1] and name.endswith(".h5"):
             # hdf5: the harness forces the signature at byte 0 (a user-block file keeps its superblock further on).
             put("hdf5", name, data)
+            if data[:8] == b"\x89HDF\r\n\x1a\n":
+                # keras: the same file as the weights member of the harness's fixed archive.
+                put("keras", name, data)
         if data[:2] == b"PK" and len(data) <= 262144:
             # zipdir: the archive as it is (the crafted ambiguous ones too), for the directory parser.
             put("zipdir", name, data)
@@ -98,6 +129,9 @@ def main():
             # shared machine, so they would stall the structured modes; zipdir and raw still get them.
             continue
         members = zip_members(data)
+        for n, d in members or []:
+            if n == "model.weights.h5":
+                put("keras", name, d)
         if members is not None:
             # zip: every member, names and data truncated to what the encoding holds.
             enc = b"".join(bytes([len(n.encode()[:255])]) + n.encode()[:255] + struct.pack("<H", len(d[:0xFFFF])) + d[:0xFFFF]
@@ -133,6 +167,8 @@ def main():
             n = struct.unpack_from("<Q", data, 0)[0]
             if n <= len(data) - 8 and data[8:9] == b"{":
                 put("safetensors", name, data[8:8 + n] + b"\0" + data[8 + n:])
+    index_seeds()
+    dcp_seeds()
     for m in MODES:
         print(f"{m}: {len(os.listdir(os.path.join(OUT, m)))} seeds")
 

@@ -13,7 +13,7 @@
 // Invariant violations abort with a message starting "fuzz invariant:", so they are reported like crashes.
 //
 // FUZZ_MODE selects how an input is turned into a file (see Inputs.swift): raw (default), pickle, legacy,
-// zip, safetensors, npy, hdf5, zipdir. FUZZ_SOFT_DIR and FUZZ_SAVE_FILE: see below.
+// zip, safetensors, npy, hdf5, zipdir, keras, index, dcp. FUZZ_SOFT_DIR and FUZZ_SAVE_FILE: see below.
 import Weights
 #if canImport(Glibc)
 import Glibc
@@ -61,7 +61,12 @@ public func fuzzInitialize(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMu
     // hdf5 mode: libhdf5 runs in-process, so that the walker's and the checks' coverage reaches libFuzzer (a
     // forked child's counters never do) and a libhdf5 crash in the data read becomes an artifact to replay (the
     // normal reader contains it in its child). FUZZ_HDF5_ISOLATED=1 keeps the reader's child.
-    if mode == .hdf5 && getenv("FUZZ_HDF5_ISOLATED").map({ String(cString: $0) }) != "1" {
+    switch mode {
+    case .index: _ = IndexModeFiles.indexPath
+    case .dcp: _ = DCPModeFiles.directories
+    default: break
+    }
+    if (mode == .hdf5 || mode == .keras) && getenv("FUZZ_HDF5_ISOLATED").map({ String(cString: $0) }) != "1" {
         setenv("WEIGHTS_HDF5_IN_PROCESS", "1", 1)
     }
     return 0
@@ -98,10 +103,10 @@ func sanitizerSetDeathCallback(_ callback: (@convention(c) () -> Void)?)
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let input = UnsafeBufferPointer(start: data, count: size)
     let file = mode.file(for: input)
-    writeScratch(file)
+    let path = mode.place(file, input: input)
     SoftFindings.currentFile = file
     if let saveFile { SoftFindings.save(file, to: saveFile) }
-    exercise(path: scratchPath, fileBytes: file)
+    exercise(path: path, fileBytes: file)
     return 0
 }
 
@@ -243,11 +248,11 @@ func blackHole(_ x: Int) {
     if x == 0x5EED_F00D_5EED { say("") }
 }
 
-func writeScratch(_ bytes: [UInt8]) {
-    unlink(scratchPath)
-    let fd = open(scratchPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+func writeFile(_ bytes: [UInt8], to path: String) {
+    unlink(path)
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
-        say("CheckpointFuzz: cannot create \(scratchPath): \(String(cString: strerror(errno)))\n")
+        say("CheckpointFuzz: cannot create \(path): \(String(cString: strerror(errno)))\n")
         exit(70)
     }
     defer { close(fd) }
@@ -257,7 +262,7 @@ func writeScratch(_ bytes: [UInt8]) {
             let w = write(fd, b.baseAddress! + done, b.count - done)
             if w < 0 && errno == EINTR { continue }
             guard w > 0 else {
-                say("CheckpointFuzz: cannot write \(scratchPath): \(String(cString: strerror(errno)))\n")
+                say("CheckpointFuzz: cannot write \(path): \(String(cString: strerror(errno)))\n")
                 exit(70)
             }
             done += w

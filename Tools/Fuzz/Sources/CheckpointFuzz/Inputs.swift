@@ -32,6 +32,18 @@ enum FuzzMode: String, CaseIterable {
     /// (ZipDirectory.swift: EOCD search, zip64 records, central and local headers, extra fields, descriptors,
     /// overlap checks), CRC checks and inflation, and every member that loads is compared with its zero-copy span.
     case zipdir
+    /// The input is the `model.weights.h5` of a Keras `.keras` archive (first 8 bytes replaced by the HDF5
+    /// signature), stored in a fixed archive with `config.json` and `metadata.json` (KerasFixed): the archive
+    /// reader, the in-memory HDF5 image, and every dataset loaded and round-tripped (spans into the archive).
+    case keras
+    /// The input is a Hugging Face index JSON, written as `model.safetensors.index.json` into a directory of fixed
+    /// shards (IndexModeFiles: the `shards/` fixtures, plus a subfolder, links inside and outside the folder, a FIFO,
+    /// a directory and a link to /dev/zero under shard-like names) and opened by that path.
+    case index
+    /// The input is one selector byte, then a PyTorch Distributed Checkpoint `.metadata` pickle; it is written into
+    /// the copy of the `dcp/` fixture the selector picks (its `.distcp` files, plus the same hostile names as
+    /// `index`), and that directory is opened.
+    case dcp
 
     func file(for input: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         switch self {
@@ -64,6 +76,13 @@ enum FuzzMode: String, CaseIterable {
             return [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + Array(input.dropFirst(8))
         case .zipdir:
             return [0x50, 0x4B, 0x03, 0x04] + Array(input.dropFirst(4))
+        case .keras:
+            let h5 = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] + Array(input.dropFirst(8))
+            return ZipWriter.archive(KerasFixed.before + [ZipWriter.Member(name: "model.weights.h5", data: h5)])
+        case .index:
+            return Array(input)
+        case .dcp:
+            return Array(input.dropFirst())
         }
     }
 
@@ -92,6 +111,132 @@ enum FuzzMode: String, CaseIterable {
         }
         return out
     }
+}
+
+/// Where the structured file goes and what is opened: the scratch file for most modes, the index inside the
+/// shard folder for `index`, the selected checkpoint directory for `dcp`.
+extension FuzzMode {
+    func place(_ file: [UInt8], input: UnsafeBufferPointer<UInt8>) -> String {
+        switch self {
+        case .index:
+            writeFile(file, to: IndexModeFiles.indexPath)
+            return IndexModeFiles.indexPath
+        case .dcp:
+            let dirs = DCPModeFiles.directories
+            let dir = dirs[Int(input.first ?? 0) % dirs.count]
+            writeFile(file, to: dir + "/.metadata")
+            return dir
+        default:
+            writeFile(file, to: scratchPath)
+            return scratchPath
+        }
+    }
+}
+
+/// The members around the keras mode's weights.
+enum KerasFixed {
+    static let before = [
+        ZipWriter.Member(name: "metadata.json", data: Array(#"{"keras_version": "3.9.0", "date_saved": "2026-01-01@00:00:00"}"#.utf8)),
+        ZipWriter.Member(name: "config.json", data: Array(#"{"module": "keras", "class_name": "Sequential", "config": {}}"#.utf8)),
+    ]
+}
+
+/// The repository's test fixtures (this file is Tools/Fuzz/Sources/CheckpointFuzz/Inputs.swift), or FUZZ_FIXTURES.
+let fixturesDirectory: String = {
+    if let v = getenv("FUZZ_FIXTURES") { return String(cString: v) }
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    parts.removeLast(5)
+    return parts.joined(separator: "/") + "/Tests/CheckpointsTests/Fixtures"
+}()
+
+/// A per-process folder under TMPDIR, removed at exit.
+func scratchFolder(_ name: String) -> String {
+    let dir = (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp") + "/weights-fuzz-\(getpid())-\(name)"
+    _ = system("rm -rf '\(dir)'")
+    guard mkdir(dir, 0o700) == 0 else {
+        say("CheckpointFuzz: cannot create \(dir): \(String(cString: strerror(errno)))\n")
+        exit(70)
+    }
+    return dir
+}
+
+/// Copies the regular files of `from` (not `.json` / `.txt` ones) into `to`, names prefixed by `prefix`.
+func copyFixtures(from: String, to: String, prefix: String = "", keep: (String) -> Bool = { _ in true }) {
+    guard let d = opendir(from) else {
+        say("CheckpointFuzz: cannot read the fixtures in \(from) (set FUZZ_FIXTURES)\n")
+        exit(70)
+    }
+    defer { closedir(d) }
+    while let e = readdir(d) {
+        let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        guard name != ".", name != "..", keep(name) else { continue }
+        var st = stat()
+        guard stat(from + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+        let fd = open(from + "/" + name, O_RDONLY)
+        guard fd >= 0 else { continue }
+        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        close(fd)
+        if n == bytes.count { writeFile(bytes, to: to + "/" + prefix + name) }
+    }
+}
+
+/// Hostile neighbours under checkpoint-like names: a subfolder holding a copy of `sample`, a link to it inside the
+/// folder, a link to a file outside the folder, a FIFO, a directory and a link to /dev/zero.
+func addHostileNeighbours(_ dir: String, sample: String, suffix: String) {
+    mkdir(dir + "/sub", 0o700)
+    copyFixtures(from: dir, to: dir + "/sub", keep: { $0 == sample })
+    symlink(sample, dir + "/link-in" + suffix)
+    writeFile(Array("outside the checkpoint folder".utf8), to: dir + ".outside")
+    symlink(dir + ".outside", dir + "/link-out" + suffix)
+    symlink("../" + (dir.split(separator: "/").last.map(String.init) ?? "") + ".outside", dir + "/link-up" + suffix)
+    mkfifo(dir + "/fifo" + suffix, 0o600)
+    mkdir(dir + "/dir" + suffix, 0o700)
+    symlink("/dev/zero", dir + "/zero" + suffix)
+}
+
+/// The index mode's shard folder: the `shards/st` and `shards/bin` fixtures as they are, the `shards/legacy` ones
+/// prefixed `legacy-` (seeds.py rewrites that index to match), and the hostile neighbours.
+enum IndexModeFiles {
+    static let directory: String = {
+        let dir = scratchFolder("index")
+        for sub in ["st", "bin"] { copyFixtures(from: fixturesDirectory + "/shards/" + sub, to: dir) }
+        copyFixtures(from: fixturesDirectory + "/shards/legacy", to: dir, prefix: "legacy-")
+        addHostileNeighbours(dir, sample: "model-00001-of-00004.safetensors", suffix: ".safetensors")
+        atexit { _ = system("rm -rf '\(IndexModeFiles.directory)' '\(IndexModeFiles.directory).outside'") }
+        return dir
+    }()
+    static let indexPath = directory + "/model.safetensors.index.json"
+}
+
+/// The dcp mode's checkpoint folders: one copy of each `dcp/<name>` fixture (sorted by name, as seeds.py numbers
+/// them), with the hostile neighbours.
+enum DCPModeFiles {
+    static let directories: [String] = {
+        let root = fixturesDirectory + "/dcp"
+        guard let d = opendir(root) else {
+            say("CheckpointFuzz: cannot read \(root) (set FUZZ_FIXTURES)\n")
+            exit(70)
+        }
+        var names: [String] = []
+        while let e = readdir(d) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if !name.hasPrefix("."), access(root + "/" + name + "/.metadata", R_OK) == 0 { names.append(name) }
+        }
+        closedir(d)
+        names.sort()
+        guard !names.isEmpty else { say("CheckpointFuzz: no DCP fixtures in \(root)\n"); exit(70) }
+        let dirs = names.map { name -> String in
+            let dir = DCPModeFiles.top + "/" + name
+            mkdir(dir, 0o700)
+            copyFixtures(from: root + "/" + name, to: dir, keep: { $0.hasSuffix(".distcp") })
+            addHostileNeighbours(dir, sample: "__0_0.distcp", suffix: ".distcp")
+            return dir
+        }
+        atexit { _ = system("rm -rf '\(DCPModeFiles.top)'") }
+        return dirs
+    }()
+    static let top = scratchFolder("dcp")
 }
 
 /// The fixed storages of the pickle mode: keys "0" … "23", 640 bytes each, bytes that make every dtype's values vary
