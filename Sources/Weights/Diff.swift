@@ -153,7 +153,7 @@ public enum CheckpointDiff {
                 notices.append(.init(kind: sd.neutralisedGlobalsAreTorchOnly ? .note : .warning, text: text))
             }
         }
-        let sideA = Side(a), sideB = Side(b)
+        let sideA = try Side(a), sideB = try Side(b)
         var differences: [TensorDiff] = []
         var common = 0, equal = 0
         var maxAbs = 0.0
@@ -186,9 +186,14 @@ public enum CheckpointDiff {
     struct Side {
         var order: [String] = []
         var items: [String: Item] = [:]
-        init(_ sd: StateDict) {
-            for t in sd.tensors where items[t.name] == nil { order.append(t.name); items[t.name] = .tensor(t) }
-            for u in sd.unsupported where items[u.name] == nil { order.append(u.name); items[u.name] = .unsupported(u) }
+        /// Throws on a name held twice (which tensor would be compared is then undefined).
+        init(_ sd: StateDict) throws {
+            let all = sd.tensors.map { ($0.name, Item.tensor($0)) } + sd.unsupported.map { ($0.name, Item.unsupported($0)) }
+            for (name, item) in all {
+                guard items[name] == nil else { throw CheckpointError("duplicate tensor name", file: sd.file, key: name) }
+                order.append(name)
+                items[name] = item
+            }
         }
     }
 

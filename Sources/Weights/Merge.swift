@@ -27,6 +27,8 @@ public enum MergeError: WeightsError, Equatable {
     case needsTwoInputs
     /// `merge_sources` / `merge_map` metadata that does not describe the file's tensors.
     case badProvenance(String)
+    /// An output format merge does not write (a Distributed Checkpoint: its metadata would not carry the provenance).
+    case unsupportedOutput(String)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum MergeError: WeightsError, Equatable {
             return "tensor '\(TerminalText.escape(key, limit: 250))' is in both \(TerminalText.escape(first, limit: 250)) and \(TerminalText.escape(second, limit: 250)) (--no-override refuses overlaps)"
         case .needsTwoInputs: return "merge needs at least two input files"
         case .badProvenance(let why): return "merge provenance metadata: \(why)"
+        case .unsupportedOutput(let format): return "merge writes safetensors (one file or shards) or HDF5, not \(format)"
         }
     }
 }
@@ -70,6 +73,7 @@ public struct PreparedMerge: Sendable {
 public enum Merger {
     public static func prepare(_ inputs: [MergeInput], options: MergeOptions = MergeOptions()) throws -> PreparedMerge {
         guard inputs.count >= 2 else { throw MergeError.needsTwoInputs }
+        if options.output.format == .dcp { throw MergeError.unsupportedOutput(options.output.format.rawValue) }
         let read = options.output.read
         let dicts = try inputs.map { try Checkpoint.open($0.path, key: $0.key, options: read) }
         var notices: [PreparedConversion.Notice] = []
@@ -88,8 +92,8 @@ public enum Merger {
             let items = sd.tensors.map { ($0.name, Item.tensor($0)) } + sd.unsupported.map { ($0.name, Item.unsupported($0)) }
             for (name, item) in items {
                 if let previous = winners[name] {
-                    // One file holding a name twice is the reader's to refuse; an overlap is across files.
-                    guard previous.source != i else { continue }
+                    // An overlap is across files; one file holding a name twice is refused, as the writers refuse it.
+                    guard previous.source != i else { throw CheckpointError("duplicate tensor name", file: sd.file, key: name) }
                     guard options.override else { throw MergeError.overlap(key: name, first: dicts[previous.source].file, second: sd.file) }
                     overridden.append((name, previous.source, i))
                     if case .tensor(let old) = previous.item, case .tensor(let new) = item, old.dtype != new.dtype || old.shape != new.shape {
@@ -147,26 +151,38 @@ public enum Merger {
     @discardableResult
     public static func merge(_ inputs: [MergeInput], to output: String, options: MergeOptions = MergeOptions(),
                              progress: ((Int) -> Void)? = nil) throws -> (PreparedMerge, ConversionResult) {
-        try checkDestination(inputs: inputs, output: output, overwrite: options.output.overwrite)
+        try checkDestination(inputs: inputs, output: output, overwrite: options.output.overwrite, folder: options.output.maxShardSize != nil)
         let prepared = try prepare(inputs, options: options)
         return (prepared, try write(prepared, to: output, options: options, progress: progress))
     }
 
-    /// Writes a prepared merge atomically, refusing an output that is a shard of a sharded input (known only once
-    /// the inputs are read).
+    /// Writes a prepared merge atomically (one file, or with `maxShardSize` a folder of safetensors shards and their
+    /// index), refusing an output that is a shard of a sharded input, or for a folder the folder an input or shard
+    /// lies in (known only once the inputs are read).
     @discardableResult
     public static func write(_ prepared: PreparedMerge, to output: String, options: MergeOptions = MergeOptions(),
                              progress: ((Int) -> Void)? = nil) throws -> ConversionResult {
+        let folder = options.output.maxShardSize != nil
         for sd in prepared.inputs {
-            for shard in sd.shards where Converter.sameFile(shard, output) { throw ConversionError.outputIsInput(input: shard) }
+            for file in [sd.file] + sd.shards where Converter.sameFile(file, output) || (folder && Converter.sameFile(parent(file), output)) {
+                throw ConversionError.outputIsInput(input: file)
+            }
         }
         return try Converter.write(prepared.conversion, to: output, options: options.output, progress: progress)
     }
 
-    /// Refuses an output that is one of the inputs, or that `convert` would refuse.
-    public static func checkDestination(inputs: [MergeInput], output: String, overwrite: Bool) throws {
-        for input in inputs where Converter.sameFile(input.path, output) { throw ConversionError.outputIsInput(input: input.path) }
-        try AtomicOutput.checkDestination(output, overwrite: overwrite)
+    /// Refuses an output that is one of the inputs (for a `folder` output, the folder one lies in), or that
+    /// `convert` would refuse.
+    public static func checkDestination(inputs: [MergeInput], output: String, overwrite: Bool, folder: Bool = false) throws {
+        for input in inputs where Converter.sameFile(input.path, output) || (folder && Converter.sameFile(parent(input.path), output)) {
+            throw ConversionError.outputIsInput(input: input.path)
+        }
+        if folder { try ShardedOutput.checkDestination(output, overwrite: overwrite) } else { try AtomicOutput.checkDestination(output, overwrite: overwrite) }
+    }
+
+    static func parent(_ path: String) -> String {
+        let p = PathText.parent(path)
+        return p.isEmpty ? "." : p
     }
 
     // MARK: Provenance

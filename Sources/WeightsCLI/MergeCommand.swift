@@ -22,8 +22,13 @@ struct MergeCommand: ParsableCommand {
     @Flag(name: .customLong("no-override"), help: "Refuse inputs that share a tensor name, naming the key and both files.")
     var noOverride = false
 
+    enum Target: String, ExpressibleByArgument, CaseIterable { case safetensors, h5 }
+
     @Option(name: .long, help: "Output format: safetensors or h5.")
-    var to: ConvertCommand.Target = .safetensors
+    var to: Target = .safetensors
+
+    @Option(name: .customLong("max-shard-size"), help: ArgumentHelp("Write -o DIR as Hugging Face safetensors shards of at most SIZE each (5GB, 500MB, 2GiB) plus model.safetensors.index.json, as `convert --max-shard-size` does.", valueName: "SIZE"))
+    var maxShardSize: ShardSizeArgument?
 
     @Option(name: .long, help: "Cast floating tensors: keep (bit-exact), float32, float16, bfloat16. Integer and bool tensors are always kept.")
     var dtype: ConvertCommand.DTypeChoice = .keep
@@ -48,6 +53,7 @@ struct MergeCommand: ParsableCommand {
 
     func validate() throws {
         if inputs.count < 2 { throw ValidationError("merge needs at least two input files") }
+        if maxShardSize != nil && to != .safetensors { throw ValidationError("--max-shard-size writes safetensors shards; it cannot be combined with --to \(to.rawValue)") }
     }
 
     func run() throws {
@@ -56,8 +62,9 @@ struct MergeCommand: ParsableCommand {
                                     dtype: dtype == .keep ? nil : DType(rawValue: dtype.rawValue), mapping: .none, overwrite: force,
                                     durable: sync, strictGlobals: strict, skipUnsupported: skipUnsupported)
         out.read = ReadOptions(verifyCRC: verifyCRC, maxOutputBytes: maxOutputBytes?.bytes)
+        out.maxShardSize = maxShardSize?.bytes
         let options = MergeOptions(override: !noOverride, output: out)
-        try Merger.checkDestination(inputs: parsed, output: output, overwrite: force)
+        try Merger.checkDestination(inputs: parsed, output: output, overwrite: force, folder: maxShardSize != nil)
         let prepared = try Merger.prepare(parsed, options: options)
         for n in prepared.conversion.notices { printNotice(n.text, kind: n.kind.rawValue) }
         let total = prepared.inputs.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.file)[.size] as? Int) ?? 0) }
@@ -71,7 +78,7 @@ struct MergeCommand: ParsableCommand {
             let key = parsed[i].key.map { ", key \(TerminalText.escape($0))" } ?? ""
             print("\(i): \(TerminalText.escape(sd.file)) (\(sd.format.rawValue)\(key)): \(sd.tensors.count) tensors, \(counts[i]) in the output")
         }
-        print("-> \(TerminalText.escape(output)) (\(to.rawValue))")
+        print("-> \(TerminalText.escape(output)) (\(to.rawValue)\(result.files.isEmpty ? "" : result.files.count == 1 ? ", 1 shard" : ", \(result.files.count - 1) shards + index"))")
         print("tensors: \(prepared.conversion.stateDict.tensors.count - result.skipped.count + prepared.conversion.source.unsupported.count)"
               + "\(result.skipped.isEmpty ? "" : " (\(result.skipped.count) skipped)")  overridden: \(prepared.overridden.count)"
               + "  written: \(formatBytes(result.bytesWritten))  time: \(String(format: "%.2f", result.seconds)) s")

@@ -264,6 +264,11 @@ final class MergeDiffTests: XCTestCase {
             XCTAssertTrue(renderError($0).contains("already exists"), renderError($0))
         }
         XCTAssertThrowsError(try Merger.prepare([MergeInput(path: a)])) { XCTAssertEqual($0 as? MergeError, .needsTwoInputs) }
+        // A state dict holding a name twice is refused by both, naming it.
+        let twice = Self.dict([Self.entry("x", .float32, [1], [1]), Self.entry("x", .float32, [1], [2])], file: "twice")
+        XCTAssertThrowsError(try CheckpointDiff.compare(twice, Self.dict([]))) {
+            XCTAssertEqual($0 as? CheckpointError, CheckpointError("duplicate tensor name", file: "twice", key: "x"))
+        }
     }
 
     func testMergeKeysCastAndHDF5() throws {

@@ -122,6 +122,23 @@ final class MergeDiffCLITests: XCTestCase {
         XCTAssertEqual(h5.status, 0, h5.stderr)
         XCTAssertEqual(try CLI.run(["diff", path("m.h5"), b, "--json"]).status, 2)
         XCTAssertEqual(try Checkpoint.open(path("m.h5"))["y"]?.load().floats(), [3])
+        // Sharded output, as convert --max-shard-size writes it; the folder holding an input is refused.
+        let big = try write((0..<6).map { ("t\($0)", [Float](repeating: Float($0), count: 256)) }, to: "big.safetensors")
+        let shardDir = path("sharded")
+        let sharded = try CLI.run(["merge", big, b, "-o", shardDir, "--max-shard-size", "2KB"])
+        XCTAssertEqual(sharded.status, 0, sharded.stderr)
+        XCTAssertTrue(sharded.stdout.contains("shards + index"), sharded.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: shardDir + "/model.safetensors.index.json"))
+        let fromShards = try Checkpoint.open(shardDir)
+        XCTAssertEqual(fromShards.names, (0..<6).map { "t\($0)" } + ["y"])
+        let diffShards = try CLI.run(["diff", shardDir, big])
+        XCTAssertEqual(diffShards.status, 2)
+        XCTAssertTrue(diffShards.stdout.contains("6 in both (6 equal") && diffShards.stdout.contains("1 only in A"), diffShards.stdout)
+        let intoInputFolder = try CLI.run(["merge", big, b, "-o", tmp.path, "--max-shard-size", "2KB", "--force"])
+        XCTAssertEqual(intoInputFolder.status, 1)
+        XCTAssertTrue(intoInputFolder.stderr.contains("refusing to write over the input file"), intoInputFolder.stderr)
+        XCTAssertEqual(try CLI.run(["merge", big, b, "-o", path("x"), "--max-shard-size", "2KB", "--to", "h5"]).status, 64)
+        XCTAssertEqual(try CLI.run(["merge", big, b, "-o", path("x"), "--to", "dcp"]).status, 64)
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: tmp.path).allSatisfy { !$0.contains(".partial-") })
     }
 
