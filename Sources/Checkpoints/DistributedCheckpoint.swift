@@ -171,16 +171,15 @@ final class DataFile: @unchecked Sendable {
     let size: Int
     let source: SourceFile
     let lock = NSLock()
-    var parsedSafetensors: [Int: StateDict] = [:]
+    /// safetensors payloads parsed, by offset, with their tensors' positions by name (a chunk looks its name up).
+    var parsedSafetensors: [Int: (sd: StateDict, byName: [String: Int])] = [:]
     /// Chunk payloads already read, by byte range (see `DistributedCheckpointReader.chunkEntry`).
     var chunkPayloads: [Range<Int>: TensorEntry] = [:]
 
     init(path: String) throws {
         self.path = path
         source = try SourceFile(path: path)
-        var st = stat()
-        guard fstat(source.fd, &st) == 0 else { throw CheckpointError("cannot stat: \(String(cString: strerror(errno)))", file: path) }
-        size = Int(st.st_size)
+        size = source.size
     }
 
     func read(at offset: Int, count: Int) throws -> [UInt8] {
@@ -188,7 +187,7 @@ final class DataFile: @unchecked Sendable {
         guard offset >= 0, count >= 0, !o, end <= size else {
             throw CheckpointError("needs bytes \(offset)..<\(o ? Int.max : end) but the file holds \(size)", file: path, offset: offset)
         }
-        return try Self.pread(source.fd, at: offset, count: count, path: path)
+        return try source.withDescriptor { try Self.pread($0, at: offset, count: count, path: path) }
     }
 
     static func pread(_ fd: Int32, at offset: Int, count: Int, path: String) throws -> [UInt8] {
@@ -272,8 +271,8 @@ final class DataFiles {
 /// qualified name; `length` is the chunk's byte count.
 enum DCPSafetensorsPayload {
     static func entry(name: String, offset: Int, length: Int, file f: DataFile) throws -> TensorEntry {
-        let sd = try f.safetensors(at: offset)
-        guard let t = sd[name] else {
+        let parsed = try f.safetensors(at: offset)
+        guard let t = parsed.byName[name].map({ parsed.sd.tensors[$0] }) else {
             throw CheckpointError("the safetensors payload at byte \(offset) has no tensor named '\(name)'")
         }
         guard t.byteCount == length else {
@@ -285,10 +284,12 @@ enum DCPSafetensorsPayload {
 
 extension DataFile {
     /// The safetensors file starting at `offset`, parsed once.
-    func safetensors(at offset: Int) throws -> StateDict {
+    /// A dictionary, not `StateDict[name]` (a linear scan): many chunks times many tensors would be quadratic.
+    func safetensors(at offset: Int) throws -> (sd: StateDict, byName: [String: Int]) {
         if let hit = lock.withLock({ parsedSafetensors[offset] }) { return hit }
         let sd = try SafetensorsReader.read(path: path, base: offset)
-        lock.withLock { parsedSafetensors[offset] = sd }
-        return sd
+        let parsed = (sd: sd, byName: Dictionary(sd.tensors.indices.map { (sd.tensors[$0].name, $0) }, uniquingKeysWith: { a, _ in a }))
+        lock.withLock { parsedSafetensors[offset] = parsed }
+        return parsed
     }
 }

@@ -11,8 +11,17 @@ package enum InputFile {
     /// Opens `path` read-only; throws one `CheckpointError` naming the file for a missing, unreadable or
     /// non-regular file. The caller closes the descriptor.
     public static func open(_ path: String) throws -> (fd: Int32, size: Int) {
+        var e: Int32 = 0
+        return try open(path, openErrno: &e)
+    }
+
+    /// As `open(_:)`; when `open(2)` itself fails, `openErrno` is its errno (EMFILE: out of descriptors).
+    static func open(_ path: String, openErrno: inout Int32) throws -> (fd: Int32, size: Int) {
         let fd = Glibc.open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw CheckpointError("cannot open: \(String(cString: strerror(errno)))", file: path) }
+        guard fd >= 0 else {
+            openErrno = errno
+            throw CheckpointError("cannot open: \(String(cString: strerror(openErrno)))", file: path)
+        }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let e = errno

@@ -3,12 +3,16 @@ import Synchronization
 import Glibc
 #endif
 
-/// Temporary output files (and folders, removed once empty) to remove if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
+/// Temporary output files and folders to remove if the process is interrupted (SIGINT, SIGTERM, SIGHUP).
 ///
 /// The handler must be async-signal-safe, so the paths live in one preallocated C buffer (`slots` × PATH_MAX
-/// bytes) and slot ownership in two lock-free bit masks: `reserved` (slot taken) and `armed` (path fully written).
-/// The handler only reads the masks, calls `unlink` on armed paths, restores the default action and re-raises
-/// the signal, so the process still ends as the signal says (exit status 128+n for the shell). A signal that was
+/// bytes) and slot ownership in lock-free bit masks: `reserved` (slot taken), `armed` (path fully written) and
+/// `trees` (the path is a temporary folder whose entries go too, however many: `ShardedOutput` registers its
+/// folder once instead of one slot per shard). The handler only reads the masks, calls `unlink` on armed paths,
+/// empties each tree with `open(O_DIRECTORY | O_NOFOLLOW)`, `getdents64` and `unlinkat` (raw system calls into a
+/// preallocated buffer; `opendir`/`readdir` allocate and are not async-signal-safe) and `rmdir`s it, restores
+/// the default action and re-raises the signal, so the process still ends as the signal says (exit status 128+n
+/// for the shell). Subfolders of a tree are left (the writers make none); `rmdir` then fails harmlessly. A signal that was
 /// ignored when the first output was registered (`nohup` ignores SIGHUP) stays ignored. A forked child (the
 /// HDF5 isolation) inherits the handler but removes nothing: only the registering process does.
 enum PendingOutputs {
@@ -22,6 +26,18 @@ enum PendingOutputs {
     }()
     static let reserved = Atomic<UInt64>(0)
     static let armed = Atomic<UInt64>(0)
+    static let trees = Atomic<UInt64>(0)
+    /// Where the handler reads folder entries (one handler runs at a time: each blocks the other signals).
+    static let entryBufferBytes = 32 << 10
+    nonisolated(unsafe) static let entryBuffer: UnsafeMutableRawPointer =
+        UnsafeMutableRawPointer.allocate(byteCount: entryBufferBytes, alignment: 8)
+    typealias GetDents = @convention(c) (Int32, UnsafeMutableRawPointer?, Int) -> Int
+    /// glibc's `getdents64` wrapper (2.30+), looked up once before any handler runs (Swift does not import it,
+    /// nor the variadic `syscall`). Without it a tree loses only the files that have their own slot.
+    nonisolated(unsafe) static let getdents64: GetDents? = {
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "getdents64") else { return nil }  // RTLD_DEFAULT
+        return unsafeBitCast(sym, to: GetDents.self)
+    }()
     /// The process that registered the paths (a forked child must not remove its parent's files).
     static let owner = Atomic<Int32>(0)
     static let installed = Mutex<Bool>(false)
@@ -29,8 +45,9 @@ enum PendingOutputs {
     static let signals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
 
     /// Records `path` for removal on a signal; returns its slot, or nil when the path is too long or all slots
-    /// are taken (then the file is only removed on an ordinary failure).
-    static func register(_ path: String) -> Int? {
+    /// are taken (then the file is only removed on an ordinary failure). A `tree` is a folder whose entries are
+    /// removed with it.
+    static func register(_ path: String, tree: Bool = false) -> Int? {
         installHandlers()
         let bytes = Array(path.utf8CString)
         guard bytes.count <= pathBytes else { return nil }
@@ -49,6 +66,7 @@ enum PendingOutputs {
             if let s = src.baseAddress { dst.update(from: s, count: bytes.count) }
         }
         owner.store(getpid(), ordering: .releasing)
+        if tree { trees.bitwiseOr(1 << UInt64(slot), ordering: .releasing) }
         armed.bitwiseOr(1 << UInt64(slot), ordering: .releasing)
         return slot
     }
@@ -57,6 +75,7 @@ enum PendingOutputs {
     static func unregister(_ slot: Int) {
         guard slot >= 0, slot < slots else { return }
         armed.bitwiseAnd(~(1 << UInt64(slot)), ordering: .releasing)
+        trees.bitwiseAnd(~(1 << UInt64(slot)), ordering: .releasing)
         reserved.bitwiseAnd(~(1 << UInt64(slot)), ordering: .releasing)
     }
 
@@ -73,6 +92,9 @@ enum PendingOutputs {
             // Touch everything the handler reads, so no lazy initialisation happens inside it.
             _ = buffer
             _ = armed.load(ordering: .relaxed)
+            _ = trees.load(ordering: .relaxed)
+            _ = entryBuffer
+            _ = getdents64
             _ = owner.load(ordering: .relaxed)
             for sig in signals {
                 var old = sigaction()
@@ -93,13 +115,47 @@ enum PendingOutputs {
         guard owner.load(ordering: .acquiring) == getpid() else { return }
         let mask = armed.load(ordering: .acquiring)
         guard mask != 0 else { return }
-        for slot in 0..<slots where mask & (1 << UInt64(slot)) != 0 {
+        let treeMask = trees.load(ordering: .acquiring)
+        for slot in 0..<slots where mask & (1 << UInt64(slot)) != 0 && treeMask & (1 << UInt64(slot)) == 0 {
             unlink(buffer + slot * pathBytes)
         }
-        // Then temporary folders (`ShardedOutput`), empty once their files are gone; rmdir fails harmlessly on files.
+        // Then temporary folders (`ShardedOutput`): their remaining entries, then the folder itself; rmdir fails
+        // harmlessly on files and on a folder that still holds something.
         for slot in 0..<slots where mask & (1 << UInt64(slot)) != 0 {
+            if treeMask & (1 << UInt64(slot)) != 0 { emptyFolder(buffer + slot * pathBytes) }
             rmdir(buffer + slot * pathBytes)
         }
+    }
+
+    /// Unlinks every entry of the folder at `path` (not following a symbolic link there), with system calls only:
+    /// no allocation, no locks. Passes over the folder until one removes nothing (entries removed while reading
+    /// can shift others past the read position), at most 64 passes.
+    static func emptyFolder(_ path: UnsafePointer<CChar>) {
+        guard let getdents = getdents64 else { return }
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let buf = entryBuffer
+        for _ in 0..<64 {
+            var removed = false
+            guard lseek(fd, 0, SEEK_SET) == 0 else { break }
+            while true {
+                let n = getdents(fd, buf, entryBufferBytes)
+                guard n > 0, n <= entryBufferBytes else { break }
+                // struct linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, char d_name[] (NUL-ended)
+                var offset = 0
+                while offset + 20 <= n {
+                    let reclen = Int(buf.loadUnaligned(fromByteOffset: offset + 16, as: UInt16.self))
+                    guard reclen >= 20, offset + reclen <= n else { break }
+                    let name = (buf + offset + 19).assumingMemoryBound(to: CChar.self)
+                    let dot = name[0] == 0x2E
+                    let special = dot && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0))
+                    if !special, unlinkat(fd, name, 0) == 0 { removed = true }
+                    offset += reclen
+                }
+            }
+            if !removed { break }
+        }
+        close(fd)
     }
 }
 

@@ -14,14 +14,15 @@ import Glibc
 ///   `model.safetensors.index.json`); anything else there (a `config.json`, a subfolder) refuses the write, naming
 ///   it. The swap is `renameat2(RENAME_EXCHANGE)` (else two renames), then the old files are removed.
 /// - Failure: the temporary folder and everything in it are removed. SIGINT / SIGTERM / SIGHUP remove the file
-///   being written, the finished ones (while `PendingOutputs` has slots: about 60) and the folder.
+///   being written, the finished ones (however many) and the folder: the folder holds one `PendingOutputs` slot
+///   as a tree, not one slot per shard.
 public final class ShardedOutput {
     public let destination: String
     public let temporaryDirectory: String
     public let overwrite: Bool
     private var open: [AtomicOutput] = []
-    /// Files finished (renamed to their final names inside the temporary folder), with their signal slots.
-    private var finished: [(name: String, slot: Int?)] = []
+    /// Files finished (renamed to their final names inside the temporary folder).
+    private var finished: [String] = []
     private var folderSlot: Int?
     private var committed = false
 
@@ -35,7 +36,7 @@ public final class ShardedOutput {
         var made = false
         for _ in 0..<16 {
             path = PathText.join(parent, AtomicOutput.temporaryName(for: base))
-            folderSlot = PendingOutputs.register(path)
+            folderSlot = PendingOutputs.register(path, tree: true)
             if mkdir(path, 0o755) == 0 { made = true; break }
             let e = errno
             if let s = folderSlot { PendingOutputs.unregister(s) }
@@ -52,10 +53,9 @@ public final class ShardedOutput {
     deinit {
         if !committed {
             open.removeAll()  // their deinit removes their temporary files
-            for f in finished { unlink(temporaryDirectory + "/" + f.name) }
+            for name in finished { unlink(temporaryDirectory + "/" + name) }
             rmdir(temporaryDirectory)
         }
-        for f in finished { if let s = f.slot { PendingOutputs.unregister(s) } }
         if let folderSlot { PendingOutputs.unregister(folderSlot) }
     }
 
@@ -107,7 +107,7 @@ public final class ShardedOutput {
         let name = PathText.lastComponent(out.destination)
         try out.commit(durable: durable)
         open.removeAll { $0 === out }
-        finished.append((name, PendingOutputs.register(out.destination)))
+        finished.append(name)
     }
 
     /// Moves the finished set to `destination` (see the type's notes); with `durable`, first syncs the folder.
@@ -122,8 +122,10 @@ public final class ShardedOutput {
             try moveNoReplace()
         }
         committed = true
-        for f in finished { if let s = f.slot { PendingOutputs.unregister(s) } }
         finished = []
+        // The set is in place (and any replaced files are gone): nothing of it may be removed on a signal now.
+        if let folderSlot { PendingOutputs.unregister(folderSlot) }
+        folderSlot = nil
         if durable { try Self.syncFolder(PathText.parent(destination), for: destination) }
     }
 

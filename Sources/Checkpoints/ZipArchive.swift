@@ -167,9 +167,15 @@ package final class ZipArchive: @unchecked Sendable {
             throw CheckpointError("inflate: member is stored or the buffer is not \(m.size) bytes", file: path, member: m.name)
         }
         try checkExpansion(m)
-        let compressed = try preadBytes(m.dataOffset, m.compressedSize, member: m)
+        // The compressed bytes stream through a bounded buffer: the peak is the inflated member, not both.
+        let chunk = min(Self.streamChunk, max(1, m.compressedSize))
+        let buf = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { buf.deallocate() }
         let bytes = out.bindMemory(to: UInt8.self)
-        try Self.inflateRaw(compressed, into: bytes, fail: { CheckpointError($0, file: path, member: m.name) })
+        try Self.inflateRaw(count: m.compressedSize, chunk: chunk, into: bytes, fail: { CheckpointError($0, file: path, member: m.name) }) { at, n in
+            try preadFully(buf, m.dataOffset + at, n, member: m)
+            return UnsafePointer(buf.assumingMemoryBound(to: UInt8.self))
+        }
         let crc = CZip.crc32(0, bytes.baseAddress, uInt(bytes.count))
         guard UInt32(truncatingIfNeeded: crc) == m.crc32 else {
             throw CheckpointError("bad CRC-32: the inflated data hashes to \(Self.hex(crc)) but the archive says \(Self.hex(m.crc32)) (corrupted or altered member)",
@@ -186,31 +192,43 @@ package final class ZipArchive: @unchecked Sendable {
         }
     }
 
+    /// Compressed bytes read per step by `inflate(_:into:)`.
+    static let streamChunk = 4 << 20
+
     /// The same, into `outBuf` (exactly `outBuf.count` bytes).
     static func inflateRaw(_ input: [UInt8], into outBuf: UnsafeMutableBufferPointer<UInt8>, fail: (String) -> CheckpointError) throws {
+        try input.withUnsafeBufferPointer { inBuf in
+            try inflateRaw(count: inBuf.count, chunk: 1 << 30, into: outBuf, fail: fail) { at, _ in inBuf.baseAddress! + at }
+        }
+    }
+
+    /// The same, for `count` compressed bytes that `next(offset, n)` supplies `n` (at most `chunk`) at a time,
+    /// valid until its next call.
+    static func inflateRaw(count inputCount: Int, chunk: Int, into outBuf: UnsafeMutableBufferPointer<UInt8>, fail: (String) -> CheckpointError,
+                           next: (_ offset: Int, _ n: Int) throws -> UnsafePointer<UInt8>) throws {
         let size = outBuf.count
         var stream = z_stream()
         guard inflateInit2_(&stream, -15, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else { throw fail("cannot start zlib") }
         defer { inflateEnd(&stream) }
-        try input.withUnsafeBufferPointer { inBuf in
-            let chunk = 1 << 30
+        do {
+            let outChunk = 1 << 30
             var inPos = 0, outPos = 0
             var status = Z_OK
             while true {
-                if stream.avail_in == 0 && inPos < inBuf.count {
-                    let n = min(chunk, inBuf.count - inPos)
-                    stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
+                if stream.avail_in == 0 && inPos < inputCount {
+                    let n = min(chunk, inputCount - inPos)
+                    stream.next_in = UnsafeMutablePointer(mutating: try next(inPos, n))
                     stream.avail_in = uInt(n); inPos += n
                 }
                 if stream.avail_out == 0 && outPos < size {
-                    let n = min(chunk, size - outPos)
+                    let n = min(outChunk, size - outPos)
                     stream.next_out = outBuf.baseAddress! + outPos
                     stream.avail_out = uInt(n); outPos += n
                 }
                 if stream.avail_out == 0 { break }   // output full: the stream must end here
                 status = CZip.inflate(&stream, Z_NO_FLUSH)
                 if status == Z_STREAM_END { break }
-                if status == Z_BUF_ERROR && stream.avail_in == 0 && inPos == inBuf.count {
+                if status == Z_BUF_ERROR && stream.avail_in == 0 && inPos == inputCount {
                     throw fail("deflate stream ends after \(stream.total_out) of \(size) bytes")
                 }
                 guard status == Z_OK else {
@@ -220,14 +238,14 @@ package final class ZipArchive: @unchecked Sendable {
             if status != Z_STREAM_END {
                 // All `size` bytes are out; one byte of room shows whether the stream ends or goes on.
                 var spare: UInt8 = 0
+                if stream.avail_in == 0 && inPos < inputCount {
+                    let n = min(chunk, inputCount - inPos)
+                    stream.next_in = UnsafeMutablePointer(mutating: try next(inPos, n))
+                    stream.avail_in = uInt(n); inPos += n
+                }
                 status = withUnsafeMutablePointer(to: &spare) { sp in
                     stream.next_out = sp
                     stream.avail_out = 1
-                    if stream.avail_in == 0 && inPos < inBuf.count {
-                        let n = min(chunk, inBuf.count - inPos)
-                        stream.next_in = UnsafeMutablePointer(mutating: inBuf.baseAddress! + inPos)
-                        stream.avail_in = uInt(n); inPos += n
-                    }
                     return CZip.inflate(&stream, Z_NO_FLUSH)
                 }
                 if stream.avail_out == 0 { throw fail("deflate stream expands beyond the declared \(size) bytes") }
@@ -239,7 +257,7 @@ package final class ZipArchive: @unchecked Sendable {
             guard Int(stream.total_out) == size else {
                 throw fail("deflate stream holds \(stream.total_out) bytes but the archive declares \(size)")
             }
-            let trailing = Int(stream.avail_in) + (inBuf.count - inPos)
+            let trailing = Int(stream.avail_in) + (inputCount - inPos)
             guard trailing == 0 else { throw fail("\(trailing) bytes follow the end of the deflate stream") }
         }
     }
@@ -253,9 +271,13 @@ package final class ZipArchive: @unchecked Sendable {
     }
 
     private func preadFully(_ buf: UnsafeMutableRawPointer, _ offset: Int, _ count: Int, member m: Member) throws {
+        try file.withDescriptor { fd in try preadFully(fd, buf, offset, count, member: m) }
+    }
+
+    private func preadFully(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ offset: Int, _ count: Int, member m: Member) throws {
         var done = 0
         while done < count {
-            let r = pread(file.fd, buf + done, count - done, off_t(offset + done))
+            let r = pread(fd, buf + done, count - done, off_t(offset + done))
             if r < 0 && errno == EINTR { continue }
             guard r > 0 else {
                 throw CheckpointError(r == 0 ? "archive ends inside the member's data" : "cannot read: \(String(cString: strerror(errno)))",

@@ -13,6 +13,7 @@ public struct WeightsCommand: ParsableCommand {
 
     /// Runs the command line; failures print one line to stderr and exit 1, usage errors exit 64.
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        SourceFilePool.raiseOpenFileLimit()
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

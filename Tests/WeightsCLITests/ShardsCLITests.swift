@@ -172,3 +172,100 @@ final class ShardsCLITests: XCTestCase {
         }
     }
 }
+
+/// Sets of more files than fixed resources allow, through the binary.
+final class ManyShardsCLITests: XCTestCase {
+    private var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("weights-many-shards-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func out(_ name: String) -> String { tmp.appendingPathComponent(name).path }
+
+    /// A safetensors file of `count` float32 tensors of `elements` each.
+    func writeInput(_ path: String, count: Int, elements: Int) throws {
+        var sd = StateDict(format: .safetensors, file: "")
+        for i in 0..<count {
+            sd.tensors.append(TensorEntry(name: "t\(i)", tensor: Tensor(dtype: .float32, shape: [elements],
+                                                                        bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: 4 * elements))))
+        }
+        try? FileManager.default.removeItem(atPath: path)
+        let o = try AtomicOutput(destination: path, overwrite: false)
+        try SafetensorsWriter.write(sd, to: o, dtype: nil, metadata: [:])
+        try o.commit()
+    }
+
+    /// SIGTERM / SIGINT / SIGHUP once more than 64 shards are finished (more than `PendingOutputs` has slots):
+    /// the whole temporary folder goes, nothing appears at the destination, the process dies of the signal.
+    func testSignalsRemoveMoreShardsThanSlots() throws {
+        var elements = 1 << 12
+        let input = out("many.safetensors")
+        func partial() -> String? {
+            ((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).first { $0.contains(".partial-") }
+        }
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            var caught = false
+            for _ in 0..<5 where !caught {
+                try writeInput(input, count: 120, elements: elements)
+                let dest = out("sharded")
+                let p = try Spawned(["convert", input, "-o", dest, "--max-shard-size", "\(4 * elements)", "--sync"])
+                let deadline = Date().addingTimeInterval(60)
+                var ready = false
+                while p.poll() == nil, Date() < deadline, !ready {
+                    if let name = partial(), let inside = try? FileManager.default.contentsOfDirectory(atPath: tmp.path + "/" + name) {
+                        ready = inside.contains { $0.hasPrefix("model-00080-of-") }
+                    }
+                    if !ready { usleep(200) }
+                }
+                if ready, p.poll() == nil {
+                    kill(p.pid, SIGSTOP)
+                    let name = partial()
+                    let finished = name.flatMap { try? FileManager.default.contentsOfDirectory(atPath: tmp.path + "/" + $0) }?.count ?? 0
+                    kill(p.pid, sig)
+                    kill(p.pid, SIGCONT)
+                    let r = p.wait()
+                    XCTAssertEqual(r.status, -sig, "signal \(sig): \(r.stderr)")
+                    XCTAssertGreaterThan(finished, 64, "signal \(sig)")
+                    XCTAssertNil(partial(), "signal \(sig): temporary folder left with \(finished) files")
+                    XCTAssertFalse(FileManager.default.fileExists(atPath: dest))
+                    caught = true
+                } else {
+                    _ = p.wait()
+                    try? FileManager.default.removeItem(atPath: dest)
+                    elements *= 2  // finished before it could be caught: larger shards
+                }
+            }
+            XCTAssertTrue(caught, "signal \(sig): never caught a sharded convert in progress")
+        }
+    }
+
+    /// 1500 shards under a hard and soft RLIMIT_NOFILE of 64 (set by the shell before exec, so the binary cannot
+    /// raise it): convert reads the set into one file, identical to converting the unsharded original.
+    func testManyShardsUnderALowDescriptorLimit() throws {
+        let input = out("in.safetensors")
+        try writeInput(input, count: 1500, elements: 2)
+        var r = try CLI.run(["convert", input, "-o", out("sharded"), "--max-shard-size", "8"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out("sharded")).count, 1501)
+        guard let exe = CLI.binary else { throw XCTSkip("no binary") }
+        let limited = "ulimit -n 64 && exec \"$0\" \"$@\""
+        for source in [out("sharded"), out("sharded") + "/model.safetensors.index.json"] {
+            try? FileManager.default.removeItem(atPath: out("one.safetensors"))
+            r = try CLI.run(["-c", limited, exe, "convert", source, "-o", out("one.safetensors")], executable: "/bin/sh")
+            XCTAssertEqual(r.status, 0, r.stderr)
+            r = try CLI.run(["-c", limited, exe, "inspect", source], executable: "/bin/sh")
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // The same tensors in the same order and bytes as the unsharded original (the output adds provenance metadata).
+            let one = try Checkpoint.open(out("one.safetensors")), original = try Checkpoint.open(input)
+            XCTAssertEqual(one.names, original.names, source)
+            for t in original.tensors { XCTAssertEqual(try one[t.name]?.load().bytes, try t.load().bytes, t.name) }
+        }
+        // The limit really is in force in the child: too low for even the standard streams and one shard.
+        r = try CLI.run(["-c", "ulimit -n 3 && exec \"$0\" \"$@\"", exe, "convert", out("sharded"), "-o", out("none.safetensors")], executable: "/bin/sh")
+        XCTAssertNotEqual(r.status, 0)
+    }
+}
