@@ -19,7 +19,11 @@ let package = Package(
         // Declarations only: OpenBLAS is opened at run time on first use (Kernels/Gemm.swift), not linked.
         .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
 
-        .target(name: "TensorCore", dependencies: ["CBLAS"]),
+        // C kernels for instructions Swift cannot name (AVX-512 GEMM); its AVX-512 functions carry a target
+        // attribute and are only called after a CPU check, so the package builds and runs on any x86-64.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CKernels"]),
         .target(name: "Checkpoints", dependencies: ["TensorCore", "CZip", "CHDF5"]),
         .target(name: "WeightMapping", dependencies: ["TensorCore", "Checkpoints", "Yams"]),
         .target(name: "Models", dependencies: ["TensorCore"]),

@@ -123,10 +123,13 @@ public struct ConvBatchNorm: Module, Sendable {
 
 /// `nn.Linear`: `weight` [out, in], optional `bias` [out].
 public struct Linear: Layer {
-    public var weight: FloatTensor
+    public var weight: FloatTensor { didSet { packed = DerivedCache() } }
     public var bias: FloatTensor?
     public var modulePath = ""
     public var reportsOutput = false
+    /// The weight packed for the AVX-512 GEMM, built on the first forward on such a CPU (never elsewhere) and
+    /// replaced whenever `weight` is set, so copies of the layer never see a stale one.
+    private var packed = DerivedCache<PackedLinearWeight>()
 
     /// Uniform(±1/√in) initialisation, PyTorch's default scale.
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout ParameterInit) {
@@ -141,8 +144,11 @@ public struct Linear: Layer {
     }
 
     public func callAsFunction(_ x: FloatTensor) -> FloatTensor {
-        Kernels.linear(x, weight: weight, bias: bias)
+        Kernels.linear(x, weight: weight, bias: bias, packed: packed)
     }
+
+    /// The packed-weight cache, for the fused-epilogue forwards (Linear+Epilogue.swift).
+    var packedWeight: DerivedCache<PackedLinearWeight> { packed }
 
     public func callAsFunction(_ x: FloatTensor, capture: ActivationCapture?) -> FloatTensor {
         report(self(x), to: capture)

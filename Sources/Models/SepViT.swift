@@ -23,9 +23,11 @@ public struct ChanLayerNorm: Module, Sendable {
 /// A 1×1 convolution (`nn.Conv1d(i, o, 1)` weight [o, i, 1], or `nn.Conv2d(i, o, 1)` [o, i, 1, 1]) applied to
 /// channels-last tokens as a GEMM.
 public struct PointwiseConv: Module, Sendable {
-    public var weight: FloatTensor { didSet { matrix = DerivedCache() } }
+    public var weight: FloatTensor { didSet { matrix = DerivedCache(); packed = DerivedCache() } }
     public var bias: FloatTensor?
     private var matrix = DerivedCache<FloatTensor>()
+    /// `w` packed for the AVX-512 GEMM (see `Linear`).
+    private var packed = DerivedCache<PackedLinearWeight>()
 
     public init(_ inChannels: Int, _ outChannels: Int, spatialDims: Int, bias: Bool = true, rng: inout ParameterInit) {
         let bound = 1 / Float(max(inChannels, 1)).squareRoot()
@@ -41,7 +43,7 @@ public struct PointwiseConv: Module, Sendable {
     var w: FloatTensor { matrix.get { FloatTensor(shape: [weight.shape[0], weight.shape[1]], data: weight.data) } }
 
     package func callAsFunction(_ x: FloatTensor, activation: Kernels.VectorFunction? = nil, residual: FloatTensor? = nil) -> FloatTensor {
-        Kernels.linear(x, weight: w, bias: bias, activation: activation, residual: residual)
+        Kernels.linear(x, weight: w, bias: bias, activation: activation, residual: residual, packed: packed)
     }
 }
 

@@ -7,7 +7,7 @@ public struct WeightsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "weights",
         abstract: "Read, convert and verify PyTorch, safetensors, HDF5 and numpy checkpoints — no Python needed.",
-        subcommands: [InspectCommand.self, ConvertCommand.self, MergeCommand.self, DiffCommand.self, VerifyCommand.self, ModelsCommand.self, MappingsCommand.self, BenchCommand.self]
+        subcommands: [InspectCommand.self, ConvertCommand.self, MergeCommand.self, DiffCommand.self, VerifyCommand.self, ModelsCommand.self, MappingsCommand.self, BenchCommand.self, BenchGemmCommand.self]
     )
     public init() {}
 

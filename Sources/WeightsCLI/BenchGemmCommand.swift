@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Weights
+
+/// `weights bench-gemm`: the Linear-layer GEMM on its own, AVX-512 packed kernel against the OpenBLAS path, for
+/// the micro-benchmark in Tools/bench_gemm.py (which adds PyTorch's time for the same shapes). Hidden: a
+/// developer's tool, not part of the documented command line.
+struct BenchGemmCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-gemm",
+        abstract: "Time Y = X · Wᵀ + b (a Linear layer) on the packed AVX-512 kernel and on OpenBLAS.",
+        discussion: """
+            For each MxKxN shape: X [M, K], W [N, K], b [N], seeded uniform values. Runs the two paths interleaved
+            (one warm-up each, then K timed calls each) and prints the medians in milliseconds, one line per shape.
+            The packed kernel is timed only where the CPU has AVX-512F.
+            """,
+        shouldDisplay: false
+    )
+
+    @Argument(help: "Shapes as MxKxN, e.g. 65x1024x3072.")
+    var shapes: [String]
+
+    @Option(name: .long, help: "Timed calls per path.")
+    var runs: Int = 50
+
+    @Flag(name: .long, help: "Print one JSON object per shape.")
+    var json = false
+
+    func validate() throws {
+        if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        for s in shapes where Self.parse(s) == nil { throw ValidationError("shape '\(s)' is not MxKxN with positive sizes") }
+    }
+
+    static func parse(_ s: String) -> (m: Int, k: Int, n: Int)? {
+        let parts = s.split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 > 0 }) else { return nil }
+        return (parts[0], parts[1], parts[2])
+    }
+
+    func run() throws {
+        let saved = Gemm.packedKernelSwitch.enabled
+        defer { Gemm.packedKernelSwitch.enabled = saved }
+        for s in shapes {
+            let (m, k, n) = Self.parse(s)!
+            var rng = SeededGenerator(seed: 1)
+            let x = rng.uniformTensor([m, k], bound: 1), w = rng.uniformTensor([n, k], bound: 0.05)
+            let b = rng.uniformTensor([n], bound: 0.05)
+            let cache = DerivedCache<PackedLinearWeight>()
+            let clock = ContinuousClock()
+            func time(packed: Bool) -> Double {
+                Gemm.packedKernelSwitch.enabled = packed
+                let d = clock.measure { _ = Kernels.linear(x, weight: w, bias: b, packed: cache) }
+                return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
+            }
+            let packed = Gemm.packedKernelSupported
+            _ = time(packed: false)
+            if packed { _ = time(packed: true) }
+            var tb: [Double] = [], tp: [Double] = []
+            for _ in 0..<runs {
+                tb.append(time(packed: false))
+                if packed { tp.append(time(packed: true)) }
+            }
+            let mb = Self.median(tb), mp = packed ? Self.median(tp) : nil
+            if json {
+                var fields: [(String, JSON)] = [("shape", .string(s)), ("openblas_ms", .double(mb))]
+                if let mp { fields.append(("packed_ms", .double(mp))) }
+                print(JSON.object(fields).rendered(pretty: false))
+            } else {
+                let p = mp.map { String(format: "%.3f ms (%.2f×)", $0, $0 / mb) } ?? "n/a (no AVX-512F)"
+                print(String(format: "%@: OpenBLAS %.3f ms, packed %@", s, mb, p))
+            }
+        }
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""GEMM micro-benchmark: a Linear layer's Y = X · Wᵀ + b on weights' packed AVX-512 kernel, on its OpenBLAS path,
+and in PyTorch (F.linear, MKL), for the shapes a ViT runs.
+
+`weights bench-gemm` times the two Swift paths interleaved in one process (Kernels.linear with and without the
+packed weight; the OpenBLAS path is the one models took before the packed kernel: the transposed product for
+M <= 128, else X · Wᵀ split by columns); this script times torch.nn.functional.linear at its default thread count
+on the same shapes, and prints medians and ratios to PyTorch. Runs the whole thing --repeat times and reports the
+median of the medians (the machine may have background load).
+
+Needs torch and a release build (`swift build -c release --static-swift-stdlib --product weights`). Usage:
+    python Tools/bench_gemm.py [--weights .build/release/weights] [--runs 50] [--repeat 2] [--shapes 65x1024x3072,...]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# M×K×N of the Linear layers of vit-pytorch's ViT / SimpleViT at seed 000 (65 / 64 tokens, dim 1024, MLP 2048 or
+# 3072 wide) and of ViT-B/16 (197 tokens, dim 768), at batch 1 and 8.
+DEFAULT_SHAPES = ["65x1024x3072", "65x1024x1024", "65x1024x2048", "65x2048x1024", "520x1024x3072", "520x2048x1024",
+                  "197x768x2304", "197x768x3072", "197x3072x768", "1576x768x3072", "1576x3072x768"]
+
+
+def torch_ms(shape, runs):
+    import torch
+    m, k, n = (int(v) for v in shape.split("x"))
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(m, k, generator=g) * 2 - 1
+    w = (torch.rand(n, k, generator=g) * 2 - 1) * 0.05
+    b = (torch.rand(n, generator=g) * 2 - 1) * 0.05
+    times = []
+    with torch.inference_mode():
+        torch.nn.functional.linear(x, w, b)
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            torch.nn.functional.linear(x, w, b)
+            times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", default=os.path.join(HERE, "..", ".build", "release", "weights"))
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES))
+    args = ap.parse_args()
+    import torch
+    shapes = args.shapes.split(",")
+    rows = {s: {"torch": [], "openblas": [], "packed": []} for s in shapes}
+    for _ in range(args.repeat):
+        for s in shapes:
+            out = subprocess.run([args.weights, "bench-gemm", s, "--runs", str(args.runs), "--json"],
+                                 check=True, capture_output=True, text=True).stdout
+            r = json.loads(out)
+            rows[s]["openblas"].append(r["openblas_ms"])
+            if "packed_ms" in r:
+                rows[s]["packed"].append(r["packed_ms"])
+            rows[s]["torch"].append(torch_ms(s, args.runs))
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+          f"medians of {args.repeat} runs of {args.runs} calls")
+    print(f"{'M×K×N':>15} {'torch ms':>9} {'OpenBLAS':>9} {'packed':>9} {'OpenBLAS/torch':>15} {'packed/torch':>13}")
+    for s in shapes:
+        t = statistics.median(rows[s]["torch"])
+        o = statistics.median(rows[s]["openblas"])
+        p = statistics.median(rows[s]["packed"]) if rows[s]["packed"] else float("nan")
+        print(f"{s:>15} {t:9.3f} {o:9.3f} {p:9.3f} {o / t:14.2f}× {p / t:12.2f}×")
+
+
+if __name__ == "__main__":
+    main()
