@@ -21,5 +21,12 @@ package final class DerivedCache<Value: Sendable>: @unchecked Sendable, CustomRe
         return v
     }
 
+    /// The value if it has been computed, without computing it (for tests).
+    public var cached: Value? {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
+
     public var customMirror: Mirror { Mirror(self, children: [:]) }
 }

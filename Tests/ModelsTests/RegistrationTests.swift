@@ -222,4 +222,22 @@ final class RegistrationTests: XCTestCase {
         direct.layer3[1].bn2.weight.data[0] = 3
         XCTAssertNotEqual(try direct.forward(x).data, after.data)
     }
+
+    /// A Linear layer's packed weight (the AVX-512 GEMM's copy, on CPUs that use it) must follow its weight: setting
+    /// the weight after a forward pass, directly or through the parameter visitor's path, gives the new product,
+    /// and a copy made before keeps the old one.
+    func testLinearPackedWeightFollowsTheWeight() throws {
+        var rng = ParameterInit.seeded(0)
+        var layer = Linear(40, 70, rng: &rng)
+        let x = rng.uniform([65, 40], bound: 1)
+        let before = layer(x)
+        let copy = layer
+        layer.weight.data[0] = 5                     // feature 0, input 0
+        let after = layer(x)
+        XCTAssertNotEqual(after.data[0], before.data[0])
+        XCTAssertEqual(after.data[0], before.data[0] + (5 - copy.weight.data[0]) * x.data[0], accuracy: 1e-4)
+        XCTAssertEqual(copy(x).data, before.data, "the copy kept its own packed weight")
+        layer.weight = FloatTensor(shape: [70, 40], data: [Float](repeating: 0, count: 70 * 40))
+        XCTAssertEqual(layer(x).data, (0..<65).flatMap { _ in layer.bias!.data })
+    }
 }
