@@ -5,8 +5,9 @@ and in PyTorch (F.linear, MKL), for the shapes a ViT runs.
 `weights bench-gemm` times the two Swift paths interleaved in one process (Kernels.linear with and without the
 packed weight; the OpenBLAS path is the one models took before the packed kernel: the transposed product for
 M <= 128, else X · Wᵀ split by columns); this script times torch.nn.functional.linear at its default thread count
-on the same shapes, and prints medians and ratios to PyTorch. Runs the whole thing --repeat times and reports the
-median of the medians (the machine may have background load).
+on the same shapes, and prints medians and ratios to PyTorch, then the same for the fastest call of each (less
+sensitive to other jobs on the machine: PyTorch's OpenMP threads in particular lose whole time slices to them).
+Runs the whole thing --repeat times and reports the median over the repeats.
 
 Needs torch and a release build (`swift build -c release --static-swift-stdlib --product weights`). Usage:
     python Tools/bench_gemm.py [--weights .build/release/weights] [--runs 50] [--repeat 2] [--shapes 65x1024x3072,...]
@@ -40,7 +41,7 @@ def torch_ms(shape, runs):
             t0 = time.perf_counter()
             torch.nn.functional.linear(x, w, b)
             times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def cpu_name():
@@ -63,25 +64,31 @@ def main():
     args = ap.parse_args()
     import torch
     shapes = args.shapes.split(",")
-    rows = {s: {"torch": [], "openblas": [], "packed": []} for s in shapes}
+    keys = ["torch", "openblas", "packed", "torch_min", "openblas_min", "packed_min"]
+    rows = {s: {key: [] for key in keys} for s in shapes}
     for _ in range(args.repeat):
         for s in shapes:
             out = subprocess.run([args.weights, "bench-gemm", s, "--runs", str(args.runs), "--json"],
                                  check=True, capture_output=True, text=True).stdout
             r = json.loads(out)
             rows[s]["openblas"].append(r["openblas_ms"])
+            rows[s]["openblas_min"].append(r["openblas_min_ms"])
             if "packed_ms" in r:
                 rows[s]["packed"].append(r["packed_ms"])
-            rows[s]["torch"].append(torch_ms(s, args.runs))
+                rows[s]["packed_min"].append(r["packed_min_ms"])
+            med, best = torch_ms(s, args.runs)
+            rows[s]["torch"].append(med)
+            rows[s]["torch_min"].append(best)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} threads; "
           f"medians of {args.repeat} runs of {args.runs} calls")
-    print(f"{'M×K×N':>15} {'torch ms':>9} {'OpenBLAS':>9} {'packed':>9} {'OpenBLAS/torch':>15} {'packed/torch':>13}")
-    for s in shapes:
-        t = statistics.median(rows[s]["torch"])
-        o = statistics.median(rows[s]["openblas"])
-        p = statistics.median(rows[s]["packed"]) if rows[s]["packed"] else float("nan")
-        print(f"{s:>15} {t:9.3f} {o:9.3f} {p:9.3f} {o / t:14.2f}× {p / t:12.2f}×")
-
+    def med(s, key):
+        return statistics.median(rows[s][key]) if rows[s][key] else float("nan")
+    for title, suffix in [("median call", ""), ("fastest call", "_min")]:
+        print(f"{title}:")
+        print(f"{'M×K×N':>15} {'torch ms':>9} {'OpenBLAS':>9} {'packed':>9} {'OpenBLAS/torch':>15} {'packed/torch':>13}")
+        for s in shapes:
+            t, o, p = med(s, "torch" + suffix), med(s, "openblas" + suffix), med(s, "packed" + suffix)
+            print(f"{s:>15} {t:9.3f} {o:9.3f} {p:9.3f} {o / t:14.2f}× {p / t:12.2f}×")
 
 if __name__ == "__main__":
     main()
