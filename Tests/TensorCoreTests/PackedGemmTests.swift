@@ -56,8 +56,11 @@ extension KernelTests {
     func testPackedLinearMatchesReferenceAtOddShapes() throws {
         try XCTSkipUnless(Gemm.packedKernelSupported, "no AVX-512F on this CPU: the packed kernel is never used")
         // Rows 1…520 (one short tile, tiles of 13 and 14, two row blocks of 260), K 1 / 17 (one K block) and 1024
-        // (four), N 1…100 (a single partial panel — the row split when the work is large — or a partial last one).
-        for m in [1, 7, 65, 129, 520] { for k in [1, 17, 1024] { for n in [1, 7, 33, 100] {
+        // (four), N 1…100 (a single partial panel — the row split when the work is large — or a partial last one);
+        // then 1201 rows, five row blocks of `packedRowBlock` (280) or fewer, split by columns and by rows.
+        XCTAssertEqual(Gemm.packedRowBlock, 280)
+        let grid = [1, 7, 65, 129, 520].flatMap { m in [1, 17, 1024].flatMap { k in [1, 7, 33, 100].map { n in (m, k, n) } } }
+        for (m, k, n) in grid + [(1201, 17, 100), (1201, 1024, 7)] {
             let x = random([m, k], seed: UInt64(m * 31 + k)), w = random([n, k], seed: UInt64(n * 7 + k))
             let bias = random([n], seed: 3), residual = random([m, n], seed: 4)
             let cache = DerivedCache<PackedLinearWeight>()
@@ -72,7 +75,7 @@ extension KernelTests {
                             gelu: gelu, label: "m \(m) k \(k) n \(n) bias \(useBias) residual \(useResidual) gelu \(gelu)")
             }
             XCTAssertNotNil(cache.cached, "m \(m) k \(k) n \(n): the packed path was not taken")
-        }}}
+        }
     }
 
     func testPackedLinearAgreesWithOpenBLASPath() throws {

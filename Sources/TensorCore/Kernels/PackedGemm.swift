@@ -60,8 +60,9 @@ extension Gemm {
         }
     }
 
-    /// Most rows one call of the C kernel takes: its scratch copy of the input (rows × 272 floats, ~300 KB)
-    /// and the block's output then stay in L2, and a fused activation runs on the block while it is there.
+    /// Most rows one call of the C kernel takes: its scratch copy of one K block of the input (rows × 272 floats,
+    /// ≤ 300 KB) stays in L2 beside the weight panel being read, and a fused activation runs on the block soon after.
+    /// (Blocks of up to 600 rows, which stream the weight fewer times, measured ~3 % slower at 1576 × 768 × 2304.)
     static let packedRowBlock = 280
 
     /// C = residual + (A · Wᵀ + bias) with W packed, for A [m, k] (row stride `lda`) and C, residual [m, n]
