@@ -9,8 +9,13 @@ on the same shapes, and prints medians and ratios to PyTorch, then the same for 
 sensitive to other jobs on the machine: PyTorch's OpenMP threads in particular lose whole time slices to them).
 Runs the whole thing --repeat times and reports the median over the repeats.
 
+--threads N runs both sides on N threads (torch.set_num_threads, WEIGHTS_NUM_THREADS); default: each side's
+default (all cores). With another job on the machine, --threads 1 is the comparison that stays fair: PyTorch's
+OpenMP team stalls whenever one of its threads is descheduled, and its medians then grow tenfold.
+
 Needs torch and a release build (`swift build -c release --static-swift-stdlib --product weights`). Usage:
-    python Tools/bench_gemm.py [--weights .build/release/weights] [--runs 50] [--repeat 2] [--shapes 65x1024x3072,...]
+    python Tools/bench_gemm.py [--weights .build/release/weights] [--runs 50] [--repeat 2] [--threads N]
+                               [--shapes 65x1024x3072,...]
 """
 import argparse
 import json
@@ -61,15 +66,20 @@ def main():
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--shapes", default=",".join(DEFAULT_SHAPES))
+    ap.add_argument("--threads", type=int, help="threads for both sides (default: each side's default)")
     args = ap.parse_args()
     import torch
+    env = dict(os.environ)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        env["WEIGHTS_NUM_THREADS"] = str(args.threads)
     shapes = args.shapes.split(",")
     keys = ["torch", "openblas", "packed", "torch_min", "openblas_min", "packed_min"]
     rows = {s: {key: [] for key in keys} for s in shapes}
     for _ in range(args.repeat):
         for s in shapes:
             out = subprocess.run([args.weights, "bench-gemm", s, "--runs", str(args.runs), "--json"],
-                                 check=True, capture_output=True, text=True).stdout
+                                 check=True, capture_output=True, text=True, env=env).stdout
             r = json.loads(out)
             rows[s]["openblas"].append(r["openblas_ms"])
             rows[s]["openblas_min"].append(r["openblas_min_ms"])
@@ -80,7 +90,7 @@ def main():
             rows[s]["torch"].append(med)
             rows[s]["torch_min"].append(best)
     print(f"CPU: {cpu_name()}, {os.cpu_count()} cores; torch {torch.__version__} with {torch.get_num_threads()} threads; "
-          f"medians of {args.repeat} runs of {args.runs} calls")
+          f"weights with {env.get('WEIGHTS_NUM_THREADS', os.cpu_count())}; medians of {args.repeat} runs of {args.runs} calls")
     def med(s, key):
         return statistics.median(rows[s][key]) if rows[s][key] else float("nan")
     for title, suffix in [("median call", ""), ("fastest call", "_min")]:
