@@ -136,6 +136,14 @@ enum H5Checks {
         }
         guard chunkBytes <= 1 << 32 else { throw fail("chunks of \(chunkBytes) bytes") }
         if grid.contains(0) { return }
+        // A stored chunk lies inside the file (the in-memory image for a .keras member): a corrupt chunk index
+        // claiming a larger size must not make us allocate it before libhdf5 fails to read it.
+        var fileSize: hsize_t = 0
+        let fileID = H5Iget_file_id(ds)
+        guard fileID >= 0 else { throw fail("cannot find its file: \(H5.lastError())") }
+        let sized = H5Fget_filesize(fileID, &fileSize)
+        H5Fclose(fileID)
+        guard sized >= 0 else { throw fail("cannot read the file size: \(H5.lastError())") }
         var raw: [UInt8] = []
         var index = [UInt64](repeating: 0, count: rank)
         while true {
@@ -147,6 +155,9 @@ enum H5Checks {
                 throw fail("chunk at \(offset) is unreadable: \(H5.lastError())")
             }
             if addr != weights_haddr_undef() {
+                guard UInt64(addr) <= UInt64(fileSize), UInt64(size) <= UInt64(fileSize) - UInt64(addr) else {
+                    throw fail("chunk at \(offset) claims \(size) bytes at address \(addr), past the end of the \(fileSize)-byte file (corrupt chunk index)")
+                }
                 func short(_ decoded: String) -> CheckpointError {
                     fail("chunk at \(offset) decodes to \(decoded), not the chunk's \(chunkBytes) bytes (corrupt chunk; refused rather than read with undefined bytes)")
                 }

@@ -2,6 +2,11 @@
 // have to rediscover after every mutation (length prefixes, zip CRCs and offsets, fixed header pickles) correct,
 // so that mutations reach the parsers behind them. Tools/Fuzz/seeds.py writes seed corpora in each mode's encoding.
 
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The input encodings (FUZZ_MODE).
 enum FuzzMode: String, CaseIterable {
     /// The input is the file. Format sniffing decides which reader runs (all formats, including HDF5).
