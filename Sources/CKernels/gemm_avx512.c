@@ -26,6 +26,7 @@
    the package needs no special flags, and callers check weights_cpu_has_avx512f() before calling them. */
 #include "ckernels.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
 #include <string.h>
 
@@ -165,3 +166,30 @@ void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long ld
         }
     }
 }
+
+#else
+/* Other architectures: no AVX-512, so the kernel is never selected; the packing stays available (plain C). */
+
+int weights_cpu_has_avx512f(void) { return 0; }
+
+size_t weights_packed_weight_count(long n, long k) {
+    return (size_t)((n + WEIGHTS_PANEL_WIDTH - 1) / WEIGHTS_PANEL_WIDTH) * WEIGHTS_PANEL_WIDTH * (size_t)k;
+}
+
+void weights_pack_linear_weight(const float *w, long n, long k, long p0, long p1, float *packed) {
+    for (long p = p0; p < p1; p++)
+        for (long kk = 0; kk < k; kk++)
+            for (long j = 0; j < WEIGHTS_PANEL_WIDTH; j++) {
+                long f = p * WEIGHTS_PANEL_WIDTH + j;
+                packed[(p * k + kk) * WEIGHTS_PANEL_WIDTH + j] = f < n ? w[f * k + kk] : 0;
+            }
+}
+
+void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
+                                 long p1, const float *bias, const float *residual, float *c, long ldc,
+                                 float *scratch) {
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)packed; (void)p0; (void)p1; (void)bias; (void)residual;
+    (void)c; (void)ldc; (void)scratch;
+    __builtin_trap();   /* callers check weights_cpu_has_avx512f() first */
+}
+#endif
