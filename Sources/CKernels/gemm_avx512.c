@@ -63,17 +63,11 @@ void weights_pack_linear_weight(const float *w, long n, long k, long p0, long p1
     }
 }
 
-/* Accumulates a[i][k] · b[k][0..<32] into acc[i][0..<2] for k < kc, i < MR; with `pf`, also prefetches (into L2)
-   the same K rows of the next panel, so its first tile does not wait for memory: the weights of a ViT do not fit
-   in any cache, and without it the kernel ran ~15 % slower at 65 rows. */
-#define TILE_LOOP(PREFETCH) \
+/* Accumulates a[i][k] · b[k][0..<32] into acc[i][0..<2] for k in k0..<k1, i < MR. */
+#define TILE_STEPS(k0, k1) \
     _Pragma("clang loop unroll_count(4)") \
-    for (long k = 0; k < kc; k++) { \
+    for (long k = (k0); k < (k1); k++) { \
         __m512 b0 = _mm512_load_ps(b + k * PW), b1 = _mm512_load_ps(b + k * PW + 16); \
-        if (PREFETCH) { \
-            _mm_prefetch((const char *)(pf + k * PW), _MM_HINT_T1); \
-            _mm_prefetch((const char *)(pf + k * PW + 16), _MM_HINT_T1); \
-        } \
         for (int i = 0; i < MR; i++) { \
             __m512 ai = _mm512_set1_ps(a[i * AS + k]); \
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]); \
@@ -87,17 +81,32 @@ void weights_pack_linear_weight(const float *w, long n, long k, long p0, long p1
    neither read nor written. */
 static inline __attribute__((always_inline)) AVX512
 void tile(const int MR, long kc, const float *a, const float *b, float *c, long ldc, __mmask16 m0, __mmask16 m1,
-          int first, int last, const float *bias, const float *res, const float *pf) {
+          int first, int last, const float *bias, const float *res, const float *pf, long pf_lines) {
     __m512 acc[MR_MAX][2];
     for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
-    /* The C tile is read at the end (from L2 or L3 for large m): start fetching it now. */
-    if (!first) {
-        for (int i = 0; i < MR; i++) {
-            _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-            _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
-        }
+    /* The C tile is read (after the first K block) or at least written at the end, from L2, L3 or memory for
+       large m: start fetching it now. Also for the first K block: the stores would otherwise wait for their
+       lines at the end of the tile (~3 % at 1576 rows). */
+    for (int i = 0; i < MR; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
     }
-    if (pf) { TILE_LOOP(1) } else { TILE_LOOP(0) }
+    if (pf_lines) {
+        /* The tile's share of the next panel's prefetch (see weights_sgemm_packed_avx512): pf_lines cache lines
+           from pf, issued a few at a time between runs of >= 4 k steps, so they trickle out over the whole tile. */
+        long chunks = kc / 4 < pf_lines ? kc / 4 : pf_lines;
+        if (chunks < 1) chunks = 1;
+        long per = (pf_lines + chunks - 1) / chunks, every = kc / chunks, l = 0, k0 = 0;
+        for (long ch = 0; ch < chunks; ch++) {
+            for (long e = l + per < pf_lines ? l + per : pf_lines; l < e; l++)
+                _mm_prefetch((const char *)(pf + l * 16), _MM_HINT_T1);
+            long k1 = ch + 1 == chunks ? kc : k0 + every;
+            TILE_STEPS(k0, k1)
+            k0 = k1;
+        }
+    } else {
+        TILE_STEPS(0, kc)
+    }
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
     if (first && bias) { bias0 = _mm512_maskz_loadu_ps(m0, bias); bias1 = _mm512_maskz_loadu_ps(m1, bias + 16); }
     for (int i = 0; i < MR; i++) {
@@ -121,13 +130,13 @@ void tile(const int MR, long kc, const float *a, const float *b, float *c, long 
 }
 
 typedef void (*tile_fn)(long, const float *, const float *, float *, long, __mmask16, __mmask16, int, int,
-                        const float *, const float *, const float *);
+                        const float *, const float *, const float *, long);
 
 #define TILE(R) \
     static AVX512 void tile##R(long kc, const float *a, const float *b, float *c, long ldc, __mmask16 m0, \
                                __mmask16 m1, int first, int last, const float *bias, const float *res, \
-                               const float *pf) { \
-        tile(R, kc, a, b, c, ldc, m0, m1, first, last, bias, res, pf); \
+                               const float *pf, long pf_lines) { \
+        tile(R, kc, a, b, c, ldc, m0, m1, first, last, bias, res, pf, pf_lines); \
     }
 TILE(1) TILE(2) TILE(3) TILE(4) TILE(5) TILE(6) TILE(7)
 TILE(8) TILE(9) TILE(10) TILE(11) TILE(12) TILE(13) TILE(14)
@@ -148,6 +157,12 @@ void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long ld
     long short_ = m / ntiles, taller = m % ntiles;
     for (long k0 = 0; k0 < k; k0 += kcBase) {
         long kc = k - k0 < kcBase ? k - k0 : kcBase;
+        /* The next panel's K block (2·kc cache lines) is prefetched into L2 while this panel runs, spread over
+           its first tiles at most one line per 2 k steps each: issued all in the first tile (the previous
+           scheme), the weight lines come from L3 or DRAM faster than they arrive, fill the line-fill buffers and
+           stall the tile's own input loads. */
+        long pfTotal = 2 * kc, pfShare = (pfTotal + ntiles - 1) / ntiles;
+        if (pfShare < (kc + 1) / 2) pfShare = (kc + 1) / 2 < pfTotal ? (kc + 1) / 2 : pfTotal;
         int first = k0 == 0, last = k0 + kc == k;
         for (long i = 0; i < m; i++) memcpy(scratch + i * AS, a + i * lda + k0, (size_t)kc * sizeof(float));
         for (long p = p0; p < p1; p++) {
@@ -156,11 +171,14 @@ void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long ld
             __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
             const float *b = packed + p * k * PW + k0 * PW;
             const float *bp = bias ? bias + p * PW : 0;
-            long r = 0;
+            long r = 0, next = 0;
             for (long t = 0; t < ntiles; t++) {
                 long mr = short_ + (t < taller);
+                long lines = 0;
+                if (p + 1 < p1 && next < pfTotal) lines = pfTotal - next < pfShare ? pfTotal - next : pfShare;
                 tiles[mr](kc, scratch + r * AS, b, c + r * ldc + p * PW, ldc, m0, m1, first, last, bp,
-                          residual ? residual + r * ldc + p * PW : 0, t == 0 && p + 1 < p1 ? b + k * PW : 0);
+                          residual ? residual + r * ldc + p * PW : 0, b + k * PW + next * 16, lines);
+                next += lines;
                 r += mr;
             }
         }
