@@ -57,10 +57,11 @@ extension KernelTests {
         try XCTSkipUnless(Gemm.packedKernelSupported, "no AVX-512F on this CPU: the packed kernel is never used")
         // Rows 1…520 (one short tile, tiles of 13 and 14, two row blocks of 260), K 1 / 17 (one K block) and 1024
         // (four), N 1…100 (a single partial panel — the row split when the work is large — or a partial last one);
-        // then 1201 rows, five row blocks of `packedRowBlock` (280) or fewer, split by columns and by rows.
+        // then 1201 rows, five row blocks of `packedRowBlock` (280) or fewer, split by rows (few panels: 4, 1) and
+        // by columns (35 panels, >= 16 per worker on 2 workers).
         XCTAssertEqual(Gemm.packedRowBlock, 280)
         let grid = [1, 7, 65, 129, 520].flatMap { m in [1, 17, 1024].flatMap { k in [1, 7, 33, 100].map { n in (m, k, n) } } }
-        for (m, k, n) in grid + [(1201, 17, 100), (1201, 1024, 7)] {
+        for (m, k, n) in grid + [(1201, 17, 100), (1201, 1024, 7), (1201, 33, 1100)] {
             let x = random([m, k], seed: UInt64(m * 31 + k)), w = random([n, k], seed: UInt64(n * 7 + k))
             let bias = random([n], seed: 3), residual = random([m, n], seed: 4)
             let cache = DerivedCache<PackedLinearWeight>()
