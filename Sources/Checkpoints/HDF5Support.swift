@@ -193,6 +193,9 @@ enum H5 {
         guard n <= maxValueElements else { return .unsupported("\(n) elements, too many to keep as metadata") }
         let cls = H5Tget_class(type)
         let size = H5Tget_size(type)
+        if cls == H5T_INTEGER || cls == H5T_FLOAT || cls == H5T_ENUM, !bitLayoutInBounds(type) {
+            throw CheckpointError("corrupt datatype (a bit field lies outside its \(size) bytes); not read")
+        }
         func readInto<T>(_ mem: hid_t, _ zero: T) throws -> [T] {
             var out = [T](repeating: zero, count: n)
             if n == 0 { return out }
