@@ -161,14 +161,27 @@ struct H5Dataset: Sendable {
         }
         let count = byteCount / dtype.byteSize
 
-        func read(into buf: UnsafeMutableRawPointer, memType: hid_t) throws {
+        /// libhdf5 writes (elements of the dataspace) × (size of `memType`) bytes, whatever the buffer holds: the
+        /// two are checked against `size` first, so a dataspace or type that disagrees with the walk's shape and
+        /// dtype (a corrupt or changed file) is an error, not a write past the buffer.
+        func read(into buf: UnsafeMutableRawPointer, size: Int, memType: hid_t) throws {
+            let space = H5Dget_space(ds)
+            guard space >= 0 else { throw fail("cannot read its dataspace") }
+            let elements = H5Sget_simple_extent_npoints(space)
+            H5Sclose(space)
+            let elementSize = H5Tget_size(memType)
+            let (total, o) = Int(clamping: elements).multipliedReportingOverflow(by: Int(clamping: elementSize))
+            guard elements >= 0, elementSize > 0, !o, total == size else {
+                throw CheckpointError("HDF5 dataset '\(hdfPath)': its dataspace holds \(elements) elements of \(elementSize) bytes in memory, not the \(size) bytes its shape \(shape) and dtype \(dtype.rawValue) need (corrupt or changed file)",
+                                      file: file.path)
+            }
             guard H5Dread(ds, memType, weights_h5s_all(), weights_h5s_all(), weights_h5p_default(), buf) >= 0 else {
                 throw fail("cannot read")
             }
         }
         func readFixed(_ memType: hid_t) throws -> [UInt8] {
             var out = [UInt8](repeating: 0, count: byteCount)
-            try out.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: memType) }
+            try out.withUnsafeMutableBytes { try read(into: $0.baseAddress!, size: $0.count, memType: memType) }
             return out
         }
         func withDerivedType<T>(_ make: (hid_t) -> hid_t, _ body: (hid_t) throws -> T) throws -> T {
@@ -209,7 +222,7 @@ struct H5Dataset: Sendable {
             bytes = try readFixed(mem)
         case .float32AsBFloat16:
             var f = [Float](repeating: 0, count: count)
-            try f.withUnsafeMutableBytes { try read(into: $0.baseAddress!, memType: weights_h5t_native_float()) }
+            try f.withUnsafeMutableBytes { try read(into: $0.baseAddress!, size: $0.count, memType: weights_h5t_native_float()) }
             var out = [UInt8](repeating: 0, count: byteCount)
             out.withUnsafeMutableBytes { d in
                 f.withUnsafeBytes { s in
@@ -323,6 +336,10 @@ struct H5Walker {
             metadata.append(MetadataEntry(name: name, value: .string("<HDF5 dataset with a null dataspace (no data); skipped>")))
             try readAttributes(ds, objectPath: hdfPath, skip: [])
             return
+        }
+        guard H5.bitLayoutInBounds(type) else {
+            throw CheckpointError("HDF5 dataset '\(hdfPath)': its datatype is corrupt (a bit field lies outside its \(H5Tget_size(type)) bytes); refused before libhdf5 converts with it",
+                                  key: name)
         }
         guard var (dtype, plan) = try classify(type) else {
             let what = "\(H5.className(cls)) dataset of \(H5Tget_size(type))-byte elements, shape \(shape)"

@@ -114,6 +114,46 @@ enum H5 {
         }
     }
 
+    /// Whether every bit field of a numeric type lies inside the type's bytes: precision + offset, and a float's
+    /// sign, exponent and mantissa positions; an enum's base type and a compound's members recursively (at most 8
+    /// levels). libhdf5 1.10 opens a type whose fields point past its size and its conversion then writes past the
+    /// caller's buffer (found by the fuzzer: a bool enum whose base claims bits beyond its one byte).
+    static func bitLayoutInBounds(_ type: hid_t, depth: Int = 0) -> Bool {
+        guard depth <= 8 else { return false }
+        let size = H5Tget_size(type)
+        guard size > 0, size <= 1 << 20 else { return false }
+        let bits = 8 * Int(size)
+        switch H5Tget_class(type) {
+        case H5T_INTEGER, H5T_FLOAT, H5T_BITFIELD:
+            let precision = Int(H5Tget_precision(type)), offset = Int(H5Tget_offset(type))
+            guard precision > 0, offset >= 0, offset + precision <= bits else { return false }
+            if H5Tget_class(type) == H5T_FLOAT {
+                var spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0
+                guard H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) >= 0 else { return false }
+                guard spos >= 0, spos < bits, epos >= 0, esize > 0, epos + esize <= bits, mpos >= 0, msize >= 0, mpos + msize <= bits else { return false }
+            }
+            return true
+        case H5T_ENUM:
+            let base = H5Tget_super(type)
+            guard base >= 0 else { H5Eclear2(weights_h5e_default()); return false }
+            defer { H5Tclose(base) }
+            return H5Tget_size(base) == size && bitLayoutInBounds(base, depth: depth + 1)
+        case H5T_COMPOUND:
+            let n = H5Tget_nmembers(type)
+            guard n >= 0, n <= 4096 else { return false }
+            for i in 0..<UInt32(n) {
+                let member = H5Tget_member_type(type, i)
+                guard member >= 0 else { H5Eclear2(weights_h5e_default()); return false }
+                defer { H5Tclose(member) }
+                let end = Int(H5Tget_member_offset(type, i)).addingReportingOverflow(Int(H5Tget_size(member)))
+                guard !end.overflow, end.partialValue <= Int(size), bitLayoutInBounds(member, depth: depth + 1) else { return false }
+            }
+            return true
+        default:
+            return true
+        }
+    }
+
     /// h5py's bool: an enum of a 1-byte integer with exactly the members FALSE and TRUE.
     static func isBoolEnum(_ type: hid_t) -> Bool {
         guard H5Tget_class(type) == H5T_ENUM, H5Tget_nmembers(type) == 2, H5Tget_size(type) == 1 else { return false }
@@ -153,6 +193,9 @@ enum H5 {
         guard n <= maxValueElements else { return .unsupported("\(n) elements, too many to keep as metadata") }
         let cls = H5Tget_class(type)
         let size = H5Tget_size(type)
+        if cls == H5T_INTEGER || cls == H5T_FLOAT || cls == H5T_ENUM, !bitLayoutInBounds(type) {
+            throw CheckpointError("corrupt datatype (a bit field lies outside its \(size) bytes); not read")
+        }
         func readInto<T>(_ mem: hid_t, _ zero: T) throws -> [T] {
             var out = [T](repeating: zero, count: n)
             if n == 0 { return out }
