@@ -127,7 +127,7 @@ public struct Linear: Layer {
     public var bias: FloatTensor?
     public var modulePath = ""
     public var reportsOutput = false
-    /// The weight packed for the AVX-512 GEMM, built on the first forward on such a CPU (never elsewhere) and
+    /// The weight packed for the packed GEMM (AVX-512 or AVX2), built on the first forward on such a CPU (never elsewhere) and
     /// replaced whenever `weight` is set, so copies of the layer never see a stale one.
     private var packed = DerivedCache<PackedLinearWeight>()
 

@@ -26,7 +26,7 @@ public struct PointwiseConv: Module, Sendable {
     public var weight: FloatTensor { didSet { matrix = DerivedCache(); packed = DerivedCache() } }
     public var bias: FloatTensor?
     private var matrix = DerivedCache<FloatTensor>()
-    /// `w` packed for the AVX-512 GEMM (see `Linear`).
+    /// `w` packed for the packed GEMM (see `Linear`).
     private var packed = DerivedCache<PackedLinearWeight>()
 
     public init(_ inChannels: Int, _ outChannels: Int, spatialDims: Int, bias: Bool = true, rng: inout ParameterInit) {

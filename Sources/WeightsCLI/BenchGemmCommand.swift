@@ -2,17 +2,18 @@ import ArgumentParser
 import Foundation
 import Weights
 
-/// `weights bench-gemm`: the Linear-layer GEMM on its own, AVX-512 packed kernel against the OpenBLAS path, for
+/// `weights bench-gemm`: the Linear-layer GEMM on its own, the packed kernel (AVX-512 or AVX2) against the OpenBLAS path, for
 /// the micro-benchmark in Tools/bench_gemm.py (which adds PyTorch's time for the same shapes). Hidden: a
 /// developer's tool, not part of the documented command line.
 struct BenchGemmCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-gemm",
-        abstract: "Time Y = X · Wᵀ + b (a Linear layer) on the packed AVX-512 kernel and on OpenBLAS.",
+        abstract: "Time Y = X · Wᵀ + b (a Linear layer) on the packed kernel and on OpenBLAS.",
         discussion: """
             For each MxKxN shape: X [M, K], W [N, K], b [N], seeded uniform values. Runs the two paths in alternating
             blocks of 5 calls (one warm-up each, then K timed calls each) and prints the medians (and with --json the minima) in milliseconds, one line per shape.
-            The packed kernel is timed only where the CPU has AVX-512F.
+            The packed kernel (--kernel, default the fastest this CPU supports: avx512, else avx2) is timed only where
+            the CPU supports one.
             """,
         shouldDisplay: false
     )
@@ -23,11 +24,18 @@ struct BenchGemmCommand: ParsableCommand {
     @Option(name: .long, help: "Timed calls per path.")
     var runs: Int = 50
 
+    @Option(name: .long, help: "Packed kernel to time: avx512 or avx2 (default: the fastest supported).")
+    var kernel: String?
+
     @Flag(name: .long, help: "Print one JSON object per shape.")
     var json = false
 
     func validate() throws {
         if runs < 1 { throw ValidationError("--runs must be ≥ 1") }
+        if let kernel {
+            guard let k = Gemm.PackedKernel(rawValue: kernel) else { throw ValidationError("--kernel must be avx512 or avx2") }
+            if !Gemm.supportedPackedKernels.contains(k) { throw ValidationError("this CPU cannot run the \(kernel) kernel") }
+        }
         for s in shapes where Self.parse(s) == nil { throw ValidationError("shape '\(s)' is not MxKxN with positive sizes") }
     }
 
@@ -38,8 +46,9 @@ struct BenchGemmCommand: ParsableCommand {
     }
 
     func run() throws {
-        let saved = Gemm.packedKernelSwitch.enabled
-        defer { Gemm.packedKernelSwitch.enabled = saved }
+        let (saved, savedChoice) = (Gemm.packedKernelSwitch.enabled, Gemm.packedKernelSwitch.choice)
+        defer { Gemm.packedKernelSwitch.enabled = saved; Gemm.packedKernelSwitch.choice = savedChoice }
+        if let kernel { Gemm.packedKernelSwitch.choice = Gemm.PackedKernel(rawValue: kernel) }
         for s in shapes {
             let (m, k, n) = Self.parse(s)!
             var rng = SeededGenerator(seed: 1)
@@ -71,10 +80,13 @@ struct BenchGemmCommand: ParsableCommand {
             if json {
                 var fields: [(String, JSON)] = [("shape", .string(s)), ("openblas_ms", .double(mb)),
                                                 ("openblas_min_ms", .double(tb.min()!))]
-                if let mp { fields += [("packed_ms", .double(mp)), ("packed_min_ms", .double(tp.min()!))] }
+                if let mp {
+                    fields += [("packed_ms", .double(mp)), ("packed_min_ms", .double(tp.min()!)),
+                               ("kernel", .string(Gemm.packedKernel?.rawValue ?? ""))]
+                }
                 print(JSON.object(fields).rendered(pretty: false))
             } else {
-                let p = mp.map { String(format: "%.3f ms (%.2f×)", $0, $0 / mb) } ?? "n/a (no AVX-512F)"
+                let p = mp.map { String(format: "%.3f ms (%.2f×)", $0, $0 / mb) } ?? "n/a (no AVX-512F or AVX2)"
                 print(String(format: "%@: OpenBLAS %.3f ms, packed %@", s, mb, p))
             }
         }

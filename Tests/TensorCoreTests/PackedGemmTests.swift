@@ -2,17 +2,20 @@ import Foundation
 import XCTest
 @testable import TensorCore
 
-/// The packed AVX-512 GEMM behind `Kernels.linear(…, packed:)` (CKernels/gemm_avx512.c, PackedGemm.swift): against a
-/// naive Double reference at sizes that are no multiple of its 14-row / 32-column tiles or its 256-long K blocks,
-/// with every epilogue, on both of its work splits (by columns, and by rows when there is one panel); and its
-/// dispatch: off (or on a CPU without AVX-512F) the call takes the OpenBLAS path and packs nothing.
+/// The packed GEMM kernels behind `Kernels.linear(…, packed:)` (CKernels/gemm_avx512.c and gemm_avx2.c,
+/// PackedGemm.swift), each one this CPU supports: against a naive Double reference at sizes that are no multiple
+/// of their 14-row (AVX-512) or 6-row (AVX2) tiles, their 32-column panels or 16-column halves, or their 256-long K
+/// blocks, with every epilogue, on both work splits (by columns, and by rows when there is one panel); and the
+/// dispatch: off (or on a CPU with neither AVX-512F nor AVX2 + FMA) the call takes the OpenBLAS path and packs nothing.
 /// Helpers (`random`) are `KernelTests`'.
 extension KernelTests {
-    /// Runs `body` with the packed kernel switched on or off, restoring the switch afterwards.
-    func withPackedKernel<T>(_ on: Bool, _ body: () throws -> T) rethrows -> T {
-        let saved = Gemm.packedKernelSwitch.enabled
+    /// Runs `body` with the packed kernel switched on or off (on: `kernel`, or the fastest supported), restoring
+    /// the switch afterwards.
+    func withPackedKernel<T>(_ on: Bool, kernel: Gemm.PackedKernel? = nil, _ body: () throws -> T) rethrows -> T {
+        let (saved, savedChoice) = (Gemm.packedKernelSwitch.enabled, Gemm.packedKernelSwitch.choice)
         Gemm.packedKernelSwitch.enabled = on
-        defer { Gemm.packedKernelSwitch.enabled = saved }
+        Gemm.packedKernelSwitch.choice = kernel
+        defer { Gemm.packedKernelSwitch.enabled = saved; Gemm.packedKernelSwitch.choice = savedChoice }
         return try body()
     }
 
@@ -54,13 +57,17 @@ extension KernelTests {
     }
 
     func testPackedLinearMatchesReferenceAtOddShapes() throws {
-        try XCTSkipUnless(Gemm.packedKernelSupported, "no AVX-512F on this CPU: the packed kernel is never used")
+        try XCTSkipUnless(Gemm.packedKernelSupported, "neither AVX-512F nor AVX2 + FMA on this CPU: no packed kernel is used")
+        for kernel in Gemm.supportedPackedKernels { try packedLinearMatchesReference(kernel) }
+    }
+
+    func packedLinearMatchesReference(_ kernel: Gemm.PackedKernel) throws {
         // Rows 1…520 (one short tile, tiles of 13 and 14, two row blocks of 260), K 1 / 17 (one K block) and 1024
         // (four), N 1…100 (a single partial panel — the row split when the work is large — or a partial last one);
         // then 1201 rows, five row blocks of `packedRowBlock` (280) or fewer, split by rows (few panels: 4, 1) and
         // by columns (35 panels, >= 16 per worker on 2 workers).
         XCTAssertEqual(Gemm.packedRowBlock, 280)
-        let grid = [1, 7, 65, 129, 520].flatMap { m in [1, 17, 1024].flatMap { k in [1, 7, 33, 100].map { n in (m, k, n) } } }
+        let grid = [1, 7, 65, 129, 520].flatMap { m in [1, 17, 1024].flatMap { k in [1, 7, 20, 33, 100].map { n in (m, k, n) } } }
         for (m, k, n) in grid + [(1201, 17, 100), (1201, 1024, 7), (1201, 33, 1100)] {
             let x = random([m, k], seed: UInt64(m * 31 + k)), w = random([n, k], seed: UInt64(n * 7 + k))
             let bias = random([n], seed: 3), residual = random([m, n], seed: 4)
@@ -68,38 +75,48 @@ extension KernelTests {
             let product = referenceProduct(x: x, w: w)
             for (useBias, useResidual, gelu) in [(true, false, false), (false, false, false), (true, true, false),
                                                  (false, true, true), (true, true, true)] {
-                let got = withPackedKernel(true) {
-                    Kernels.linear(x, weight: w, bias: useBias ? bias : nil, activation: gelu ? .gelu : nil,
-                                   residual: useResidual ? residual : nil, packed: cache)
+                let got = withPackedKernel(true, kernel: kernel) {
+                    XCTAssertEqual(Gemm.packedKernel, kernel)
+                    return Kernels.linear(x, weight: w, bias: useBias ? bias : nil, activation: gelu ? .gelu : nil,
+                                          residual: useResidual ? residual : nil, packed: cache)
                 }
                 checkLinear(got, x: x, w: w, product: product, bias: useBias ? bias : nil, residual: useResidual ? residual : nil,
-                            gelu: gelu, label: "m \(m) k \(k) n \(n) bias \(useBias) residual \(useResidual) gelu \(gelu)")
+                            gelu: gelu, label: "\(kernel): m \(m) k \(k) n \(n) bias \(useBias) residual \(useResidual) gelu \(gelu)")
             }
             XCTAssertNotNil(cache.cached, "m \(m) k \(k) n \(n): the packed path was not taken")
         }
     }
 
     func testPackedLinearAgreesWithOpenBLASPath() throws {
-        try XCTSkipUnless(Gemm.packedKernelSupported, "no AVX-512F on this CPU: the packed kernel is never used")
-        // A ViT-like layer with a leading batch dimension, both sides of `shortInputRows`.
-        for (b, t) in [(1, 65), (2, 97)] {
+        try XCTSkipUnless(Gemm.packedKernelSupported, "neither AVX-512F nor AVX2 + FMA on this CPU: no packed kernel is used")
+        // A ViT-like layer with a leading batch dimension, both sides of `shortInputRows`, on every supported kernel.
+        for kernel in Gemm.supportedPackedKernels { for (b, t) in [(1, 65), (2, 97)] {
             let x = random([b, t, 384], seed: 11), w = random([200, 384], seed: 12)
             let bias = random([200], seed: 13), residual = random([b, t, 200], seed: 14)
             let cache = DerivedCache<PackedLinearWeight>()
-            let packed = withPackedKernel(true) { Kernels.linear(x, weight: w, bias: bias, residual: residual, packed: cache) }
+            let packed = withPackedKernel(true, kernel: kernel) { Kernels.linear(x, weight: w, bias: bias, residual: residual, packed: cache) }
             let blas = withPackedKernel(false) { Kernels.linear(x, weight: w, bias: bias, residual: residual, packed: cache) }
             XCTAssertEqual(packed.shape, blas.shape)
             var worst: Float = 0
             for i in 0..<min(packed.count, blas.count) { worst = max(worst, abs(packed.data[i] - blas.data[i])) }
-            XCTAssertLessThanOrEqual(worst, 1e-4, "batch \(b) tokens \(t)")
-        }
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(kernel): batch \(b) tokens \(t)")
+        }}
     }
 
     func testPackedKernelDispatchFallsBackToOpenBLAS() {
-        // The CPU check agrees with the kernel's own view of the CPU (Linux: the avx512f flag).
+        // The CPU check agrees with the kernel's own view of the CPU (Linux: the avx512f, avx2 and fma flags).
         if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-           let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
-            XCTAssertEqual(Gemm.packedKernelSupported, flags.split(separator: " ").contains("avx512f"))
+           let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) {
+            let flags = Set(line.split(separator: " ").map(String.init))
+            var want: [Gemm.PackedKernel] = []
+            if flags.contains("avx512f") { want.append(.avx512) }
+            if flags.contains("avx2") && flags.contains("fma") { want.append(.avx2) }
+            XCTAssertEqual(Gemm.supportedPackedKernels, want)
+        }
+        // A kernel asked for but not supported falls back to the fastest supported one.
+        for kernel in Gemm.PackedKernel.allCases {
+            XCTAssertEqual(withPackedKernel(true, kernel: kernel) { Gemm.packedKernel },
+                           Gemm.supportedPackedKernels.contains(kernel) ? kernel : Gemm.supportedPackedKernels.first)
         }
         let x = random([65, 40], seed: 21), w = random([70, 40], seed: 22), bias = random([70], seed: 23)
         // Switched off: OpenBLAS, and the layer's cache stays empty (nothing packed).
@@ -108,7 +125,7 @@ extension KernelTests {
         XCTAssertNil(off.cached)
         XCTAssertFalse(withPackedKernel(false) { Gemm.usePackedKernel })
         checkLinear(y, x: x, w: w, bias: bias, residual: nil, gelu: false, label: "switched off")
-        // Switched on: packed exactly when the CPU has AVX-512F; same result either way.
+        // Switched on: packed exactly when the CPU has a packed kernel; same result either way.
         let on = DerivedCache<PackedLinearWeight>()
         let z = withPackedKernel(true) { Kernels.linear(x, weight: w, bias: bias, packed: on) }
         XCTAssertEqual(on.cached != nil, Gemm.packedKernelSupported)

@@ -1,8 +1,9 @@
 #ifndef WEIGHTS_CKERNELS_H
 #define WEIGHTS_CKERNELS_H
-/* Kernels written in C for the instructions Swift cannot name: an AVX-512 single-precision GEMM for Linear layers
-   (gemm_avx512.c). Every entry point here is safe to call on any x86-64 CPU except the ones documented as needing
-   AVX-512F, which callers guard with weights_cpu_has_avx512f(). */
+/* Kernels written in C for the instructions Swift cannot name: single-precision GEMMs for Linear layers on a
+   weight packed once, for AVX-512 (gemm_avx512.c) and for AVX2 + FMA (gemm_avx2.c). Every entry point here is safe
+   to call on any x86-64 CPU except the ones documented as needing AVX-512F or AVX2 + FMA, which callers guard with
+   weights_cpu_has_avx512f() / weights_cpu_has_avx2_fma(). */
 #include <stddef.h>
 
 /* Output features per packed weight panel: the micro-kernel's column width (two 16-float zmm registers). */
@@ -30,4 +31,12 @@ void weights_pack_linear_weight(const float *w, long n, long k, long p0, long p1
 void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
                                  long p1, const float *bias, const float *residual, float *c, long ldc,
                                  float *scratch);
+/* 1 when the CPU and the OS support AVX2 and FMA (ymm state saved on context switches), else 0. */
+int weights_cpu_has_avx2_fma(void);
+
+/* weights_sgemm_packed_avx512's contract (same packed weight, same scratch size and alignment) on AVX2 + FMA:
+   6 × 16 register tiles over each 32-wide panel's two halves. */
+void weights_sgemm_packed_avx2(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
+                               long p1, const float *bias, const float *residual, float *c, long ldc,
+                               float *scratch);
 #endif

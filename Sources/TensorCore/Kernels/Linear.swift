@@ -10,10 +10,10 @@ extension Kernels {
     /// the bias is written into the block first and accumulated by the GEMM (beta = 1). Inputs of at most
     /// `shortInputRows` rows take `linearShortInput` instead.
     ///
-    /// `packed`: the layer's cache of its weight packed for the AVX-512 kernel (`linearPacked`), filled on first use;
+    /// `packed`: the layer's cache of its weight packed for the packed kernels (`linearPacked`), filled on first use;
     /// the layer must replace it whenever `weight` changes. With it, and when `Gemm.usePackedKernel` (the CPU has
-    /// AVX-512F), the product runs on that kernel instead of OpenBLAS: ~20 % faster for a ViT's layers, because
-    /// the weight is not repacked on every call. Without it, or on other CPUs, nothing changes.
+    /// AVX-512F, or AVX2 + FMA), the product runs on that kernel instead of OpenBLAS: faster for a ViT's layers,
+    /// because the weight is not repacked on every call. Without it, or on other CPUs, nothing changes.
     public static func linear(_ x: FloatTensor, weight: FloatTensor, bias: FloatTensor? = nil,
                               activation: VectorFunction? = nil, residual: FloatTensor? = nil,
                               packed: DerivedCache<PackedLinearWeight>? = nil) -> FloatTensor {

@@ -2,7 +2,7 @@ import CKernels
 import Dispatch
 import Foundation
 
-/// A Linear layer's weight [out, in] packed once for the AVX-512 GEMM (CKernels/gemm_avx512.c): panels of 32
+/// A Linear layer's weight [out, in] packed once for the packed GEMM kernels (CKernels/gemm_avx512.c, gemm_avx2.c): panels of 32
 /// output features, each `in` rows of 32 floats, zero-padded past `out`. Layers build one on first use through
 /// a `DerivedCache` that they replace whenever the weight changes, so the copy never goes stale, and it costs one
 /// extra copy of the weight (plus < 32 padded rows). Immutable after `init`, so forwards may share it.
@@ -36,28 +36,56 @@ package final class PackedLinearWeight: @unchecked Sendable {
 }
 
 extension Gemm {
-    /// Whether this CPU (and OS) can run the packed AVX-512 kernel. Everything else — e.g. Zen 3, which has no
-    /// AVX-512 — keeps the OpenBLAS path.
-    public static let packedKernelSupported: Bool = weights_cpu_has_avx512f() != 0
+    /// The packed kernels (CKernels): `avx512` (gemm_avx512.c, 14 × 32 tiles) and `avx2` (gemm_avx2.c, AVX2 + FMA,
+    /// 6 × 16 tiles over each panel's halves). Both read the same packed weight and scratch layout.
+    public enum PackedKernel: String, Sendable, CaseIterable {
+        case avx512, avx2
+    }
 
-    /// Whether Linear layers with a packed-weight cache use the AVX-512 kernel: when the CPU supports it, unless
-    /// `WEIGHTS_PACKED_GEMM=0` is set (to compare against OpenBLAS in one build) or a test turned it off with
-    /// `packedKernelSwitch`.
-    public static var usePackedKernel: Bool { packedKernelSupported && packedKernelSwitch.enabled }
+    /// The packed kernels this CPU (and OS) can run, fastest first: AVX-512F → both, AVX2 + FMA (e.g. Zen 3) → `avx2`,
+    /// else none (OpenBLAS only).
+    public static let supportedPackedKernels: [PackedKernel] =
+        (weights_cpu_has_avx512f() != 0 ? [.avx512] : []) + (weights_cpu_has_avx2_fma() != 0 ? [.avx2] : [])
 
-    /// The switch behind `usePackedKernel`, for tests and benchmarks: turning it on does nothing on a CPU without
-    /// AVX-512F.
-    package static let packedKernelSwitch = PackedKernelSwitch(
-        enabled: ProcessInfo.processInfo.environment["WEIGHTS_PACKED_GEMM"] != "0")
+    /// Whether this CPU can run a packed kernel at all.
+    public static var packedKernelSupported: Bool { !supportedPackedKernels.isEmpty }
+
+    /// The packed kernel Linear layers with a packed-weight cache use now, or nil for the OpenBLAS path: the
+    /// fastest supported one, unless `WEIGHTS_PACKED_GEMM=0` (OpenBLAS, to compare in one build) or
+    /// `WEIGHTS_PACKED_GEMM=avx2|avx512` (that kernel, when supported; else the fastest supported) is set, or a test
+    /// or benchmark set `packedKernelSwitch`.
+    public static var packedKernel: PackedKernel? {
+        let (on, choice) = packedKernelSwitch.state
+        guard on, let best = supportedPackedKernels.first else { return nil }
+        if let choice, supportedPackedKernels.contains(choice) { return choice }
+        return best
+    }
+
+    /// Whether Linear layers with a packed-weight cache take a packed kernel (`packedKernel` is not nil).
+    public static var usePackedKernel: Bool { packedKernel != nil }
+
+    /// The switch behind `packedKernel`, for tests and benchmarks: turning it on does nothing on a CPU without a
+    /// supported kernel, and `choice` nil means the fastest supported one.
+    package static let packedKernelSwitch: PackedKernelSwitch = {
+        let env = ProcessInfo.processInfo.environment["WEIGHTS_PACKED_GEMM"]
+        return PackedKernelSwitch(enabled: env != "0", choice: env.flatMap(PackedKernel.init(rawValue:)))
+    }()
 
     package final class PackedKernelSwitch: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Bool
-        init(enabled: Bool) { value = enabled }
+        private var kernel: PackedKernel?
+        init(enabled: Bool, choice: PackedKernel?) { value = enabled; kernel = choice }
         public var enabled: Bool {
             get { lock.lock(); defer { lock.unlock() }; return value }
             set { lock.lock(); defer { lock.unlock() }; value = newValue }
         }
+        /// The kernel asked for (nil: the fastest supported).
+        public var choice: PackedKernel? {
+            get { lock.lock(); defer { lock.unlock() }; return kernel }
+            set { lock.lock(); defer { lock.unlock() }; kernel = newValue }
+        }
+        var state: (Bool, PackedKernel?) { lock.lock(); defer { lock.unlock() }; return (value, kernel) }
     }
 
     /// Most rows one call of the C kernel takes: its scratch copy of one K block of the input (rows × 272 floats,
@@ -77,6 +105,8 @@ extension Gemm {
                             bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>,
                             finish: (@Sendable (Range<Int>, Range<Int>) -> Void)?) {
         let (n, k, panels) = (w.outFeatures, w.inFeatures, w.panels)
+        guard let kernel = packedKernel else { preconditionFailure("sgemmPacked: no packed kernel on this CPU or switched off") }
+        let gemm = kernel == .avx512 ? weights_sgemm_packed_avx512 : weights_sgemm_packed_avx2
         let ap = SendableConstPointer(a), cp = SendablePointer(c)
         let bp = bias.map(SendableConstPointer.init), rp = residual.map(SendableConstPointer.init)
         let workers = m &* n &* k < parallelThreshold ? 1 : Parallel.workers
@@ -95,7 +125,7 @@ extension Gemm {
             for b in 0..<blocks {
                 let sub = split(rowRange.count, blocks, b)
                 let rows = (rowRange.lowerBound + sub.lowerBound)..<(rowRange.lowerBound + sub.upperBound)
-                weights_sgemm_packed_avx512(rows.count, n, k, ap.p + rows.lowerBound * lda, lda, w.floats,
+                gemm(rows.count, n, k, ap.p + rows.lowerBound * lda, lda, w.floats,
                                             panelRange.lowerBound, panelRange.upperBound, bp?.p,
                                             rp.map { $0.p + rows.lowerBound * n }, cp.p + rows.lowerBound * n, n, s)
                 finish?(rows, cols)
@@ -113,7 +143,7 @@ extension Gemm {
 }
 
 extension Kernels {
-    /// `linear` on the packed AVX-512 kernel: bias and residual inside the kernel's stores, the activation per
+    /// `linear` on a packed kernel (AVX-512 or AVX2): bias and residual inside the kernel's stores, the activation per
     /// row block and column range right after the kernel wrote it (still in L2). Same semantics as `linear`.
     static func linearPacked(_ x: FloatTensor, weight: PackedLinearWeight, bias: FloatTensor?, activation: VectorFunction?,
                              residual: FloatTensor?, rows: Int, shape: [Int]) -> FloatTensor {
