@@ -1,3 +1,4 @@
+import CZip
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -81,11 +82,15 @@ package enum ZipDirectory {
         // archive, which dominated opening a Distributed Checkpoint's hundreds of small payload archives).
         var candidates: [Int] = []
         let tail = try f.bytes(lowest, f.size - lowest)
+        // Each step jumps to the previous 'P' with memrchr (libc's vectorised search): byte-by-byte, the scan was a
+        // quarter of the fuzzer's time per small archive under coverage instrumentation.
         tail.withUnsafeBytes { t in
-            var i = t.count - 22
-            while i >= 0 {
-                if t[i] == 0x50, t[i + 1] == 0x4B, t[i + 2] == 0x05, t[i + 3] == 0x06 { candidates.append(lowest + i) }
-                i -= 1
+            guard let base = t.baseAddress else { return }
+            var searchable = t.count - 22 + 1   // a record starting at i needs i + 22 <= t.count
+            while searchable > 0, let hit = weights_memrchr(base, 0x50, searchable) {
+                let i = base.distance(to: UnsafeRawPointer(hit))
+                if t[i + 1] == 0x4B, t[i + 2] == 0x05, t[i + 3] == 0x06 { candidates.append(lowest + i) }
+                searchable = i
             }
         }
         guard let eocd = candidates.first else {
