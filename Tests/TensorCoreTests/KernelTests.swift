@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CKernels
 @testable import TensorCore
 
 /// Each kernel against a straightforward reference written here (nested loops, Double accumulation).
@@ -203,6 +204,36 @@ final class KernelTests: XCTestCase {
         let geluErr = worst(grid.filter { abs($0) < 12 }, FastMath.gelu, { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) },
                             relativeTo: { max(abs($0), 1e-2) })
         XCTAssertLessThan(geluErr.0, 1e-6, "gelu relative error at \(geluErr.1)")
+        // The AVX2 + FMA GELU (CKernels) that VectorFunction.gelu runs on such CPUs: the same bound on the same grid,
+        // every tail length, and NaN / ±inf as the Swift version gives them.
+        if weights_cpu_has_avx2_fma() != 0 {
+            var xs = grid.filter { abs($0) < 12 }
+            weights_gelu_avx2(&xs, xs.count)
+            var worstC = 0.0, atC: Float = 0
+            for (x, y) in zip(grid.filter { abs($0) < 12 }, xs) {
+                let want = 0.5 * Double(x) * (1 + erf(Double(x) / 2.0.squareRoot()))
+                let e = abs(Double(y) - want) / max(abs(want), 1e-2)
+                if !(e <= worstC) { worstC = e.isNaN ? .infinity : e; atC = x }
+            }
+            XCTAssertLessThan(worstC, 1e-6, "AVX2 gelu relative error at \(atC)")
+            let special: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 30, -30, 1e-30, -1e-30, 3.5, -3.5]
+            for count in 1...special.count {
+                var c = Array(special.prefix(count)), sw = c
+                weights_gelu_avx2(&c, count)
+                FastMath.apply(&sw, count, FastMath.gelu)
+                for i in 0..<count {
+                    XCTAssertTrue(c[i] == sw[i] || (c[i].isNaN && sw[i].isNaN) || abs(c[i] - sw[i]) <= 1e-6 * max(abs(sw[i]), 1e-2),
+                                  "gelu(\(special[i])): AVX2 \(c[i]), Swift \(sw[i]) (length \(count))")
+                }
+            }
+            // The switch: VectorFunction.gelu agrees with either path.
+            let x = FloatTensor(shape: [37], data: (0..<37).map { Float($0 - 18) / 4 })
+            FastMath.geluKernelAVX2 = false
+            let swift = Kernels.gelu(x)
+            FastMath.geluKernelAVX2 = true
+            let c = Kernels.gelu(x)
+            for i in 0..<37 { XCTAssertEqual(c.data[i], swift.data[i], accuracy: 1e-6 * max(abs(swift.data[i]), 1e-2)) }
+        }
         // Edge cases.
         let edge = FastMath.exp(FastMath.V(-.infinity, -200, -87.5, 0, 1, 88.8, .infinity, .nan))
         XCTAssertEqual(edge[0], 0); XCTAssertEqual(edge[1], 0); XCTAssertEqual(edge[2], 0)

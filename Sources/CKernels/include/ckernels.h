@@ -39,4 +39,7 @@ int weights_cpu_has_avx2_fma(void);
 void weights_sgemm_packed_avx2(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
                                long p1, const float *bias, const float *residual, float *c, long ldc,
                                float *scratch);
+
+/* PyTorch's exact GELU in place on p[0..<n], the approximation of FastMath.gelu (activations_avx2.c). Needs AVX2 + FMA. */
+void weights_gelu_avx2(float *p, long n);
 #endif

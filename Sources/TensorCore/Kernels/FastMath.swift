@@ -1,3 +1,5 @@
+import CKernels
+
 /// Vectorised float32 transcendental functions for the activation and softmax kernels (8 lanes at a time).
 ///
 /// Accuracy (checked against Double in KernelTests.testFastMathAccuracy):
@@ -11,6 +13,10 @@
 ///   sigmoid, silu: from e^(−|x|) (never overflows); relative error < 4e-7.
 package enum FastMath {
     public typealias V = SIMD8<Float>
+
+    /// Whether `Kernels.VectorFunction.gelu` runs the AVX2 + FMA version of `gelu` (CKernels/activations_avx2.c):
+    /// when the CPU has both, unless a test switched it off to compare.
+    nonisolated(unsafe) package static var geluKernelAVX2: Bool = weights_cpu_has_avx2_fma() != 0
 
     @inline(__always)
     public static func vabs(_ x: V) -> V {
