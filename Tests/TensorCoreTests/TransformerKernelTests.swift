@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import CKernels
 @testable import TensorCore
 
 /// The transformer kernels' fused and parallel paths (column-split GEMM with bias / residual / activation epilogues,
@@ -69,6 +70,16 @@ extension KernelTests {
     // MARK: softmax and LayerNorm
 
     func testSoftmaxRowsWithTailsAndInfinities() {
+        // Both implementations: Swift SIMD8 and, where the CPU has AVX2 + FMA, the C one (the default there).
+        let saved = FastMath.avx2Kernels
+        defer { FastMath.avx2Kernels = saved }
+        for avx2 in weights_cpu_has_avx2_fma() != 0 ? [false, true] : [false] {
+            FastMath.avx2Kernels = avx2
+            softmaxRowsWithTailsAndInfinities()
+        }
+    }
+
+    func softmaxRowsWithTailsAndInfinities() {
         for cols in [1, 7, 8, 13, 197] {
             var x = random([3, cols], seed: UInt64(cols))
             x.data[0] = -.infinity                      // one masked entry
@@ -89,8 +100,11 @@ extension KernelTests {
                 assertClose(got, want, shape: [3, cols], atol: 1e-6)
             }
         }
-        let nan = Kernels.softmax(FloatTensor(shape: [1, 9], data: [1, 2, .nan, 4, 5, 6, 7, 8, 9]))
-        XCTAssertTrue(nan.data.allSatisfy { $0.isNaN })
+        for data: [Float] in [[1, 2, .nan, 4, 5, 6, 7, 8, 9], [.nan, 1, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9, .nan],
+                              [.nan, 1, 2, 3, 4, 5, 6, 7, 8]] {
+            let nan = Kernels.softmax(FloatTensor(shape: [1, data.count], data: data))
+            XCTAssertTrue(nan.data.allSatisfy { $0.isNaN }, "\(data) (AVX2: \(FastMath.avx2Kernels))")
+        }
     }
 
     // MARK: layer norm

@@ -42,4 +42,7 @@ void weights_sgemm_packed_avx2(long m, long n, long k, const float *a, long lda,
 
 /* PyTorch's exact GELU in place on p[0..<n], the approximation of FastMath.gelu (activations_avx2.c). Needs AVX2 + FMA. */
 void weights_gelu_avx2(float *p, long n);
+
+/* Softmax of row[0..<n] in place, as Kernels.softmaxRow (activations_avx2.c). Needs AVX2 + FMA. */
+void weights_softmax_row_avx2(float *row, long n);
 #endif

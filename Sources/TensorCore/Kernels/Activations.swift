@@ -28,7 +28,7 @@ extension Kernels {
             case .gelu:
                 // AVX2 + FMA: the same approximation in C, 8 lanes per instruction (the Swift SIMD8 code runs as two
                 // SSE halves on baseline x86-64); GELU was ~3 % of a ViT forward at batch 8.
-                if FastMath.geluKernelAVX2 { weights_gelu_avx2(p, n) } else { FastMath.apply(p, n, FastMath.gelu) }
+                if FastMath.avx2Kernels { weights_gelu_avx2(p, n) } else { FastMath.apply(p, n, FastMath.gelu) }
             case .tanh: FastMath.apply(p, n, FastMath.tanh)
             case .sigmoid: FastMath.apply(p, n, FastMath.sigmoid)
             case .silu: FastMath.apply(p, n, FastMath.silu)
@@ -100,6 +100,13 @@ extension Kernels {
     /// Softmax of one contiguous row in place: vectorised max, exp(x − max) with the running sum, then scaling.
     @inlinable
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
+        if FastMath.avx2Kernels { weights_softmax_row_avx2(row, n); return }   // the same in AVX2 C
+        softmaxRowSwift(row, n)
+    }
+
+    /// `softmaxRow` in Swift SIMD8 (every CPU; the reference for the AVX2 version).
+    @inlinable
+    static func softmaxRowSwift(_ row: UnsafeMutablePointer<Float>, _ n: Int) {
         typealias V = FastMath.V
         let raw = UnsafeMutableRawPointer(row)
         let body = n & ~7

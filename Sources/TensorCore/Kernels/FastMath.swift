@@ -14,9 +14,9 @@ import CKernels
 package enum FastMath {
     public typealias V = SIMD8<Float>
 
-    /// Whether `Kernels.VectorFunction.gelu` runs the AVX2 + FMA version of `gelu` (CKernels/activations_avx2.c):
-    /// when the CPU has both, unless a test switched it off to compare.
-    nonisolated(unsafe) package static var geluKernelAVX2: Bool = weights_cpu_has_avx2_fma() != 0
+    /// Whether `Kernels.VectorFunction.gelu` and `Kernels.softmaxRow` run their AVX2 + FMA versions
+    /// (CKernels/activations_avx2.c): when the CPU has both, unless a test switched them off to compare.
+    nonisolated(unsafe) package static var avx2Kernels: Bool = weights_cpu_has_avx2_fma() != 0
 
     @inline(__always)
     public static func vabs(_ x: V) -> V {
