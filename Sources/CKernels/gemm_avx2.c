@@ -14,6 +14,7 @@
    6 or 5). As in the AVX-512 kernel, C is written (accumulator + bias) at the first K block and accumulated at
    later ones, the residual added at the last one, columns past n masked at the loads and stores. */
 #include "ckernels.h"
+#include "gemm_blocking.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -51,13 +52,12 @@ void tile2(const int MR, long kc, const float *a, const float *b, float *c, long
     for (int i = 0; i < MR; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
     for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
     if (pf_lines) {
-        long chunks = kc / 4 < pf_lines ? kc / 4 : pf_lines;
-        if (chunks < 1) chunks = 1;
-        long per = (pf_lines + chunks - 1) / chunks, every = kc / chunks, l = 0, k0 = 0;
-        for (long ch = 0; ch < chunks; ch++) {
-            for (long e = l + per < pf_lines ? l + per : pf_lines; l < e; l++)
+        gemm_prefetch_plan plan = gemm_plan_prefetch(kc, pf_lines);
+        long l = 0, k0 = 0;
+        for (long ch = 0; ch < plan.chunks; ch++) {
+            for (long e = l + plan.per < pf_lines ? l + plan.per : pf_lines; l < e; l++)
                 _mm_prefetch((const char *)(pf + l * PW), _MM_HINT_T1);
-            long k1 = ch + 1 == chunks ? kc : k0 + every;
+            long k1 = ch + 1 == plan.chunks ? kc : k0 + plan.every;
             TILE2_STEPS(k0, k1)
             k0 = k1;
         }
@@ -121,18 +121,15 @@ AVX2
 void weights_sgemm_packed_avx2(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
                                long p1, const float *bias, const float *residual, float *c, long ldc,
                                float *scratch) {
-    long kblocks = (k + WEIGHTS_MAX_K_BLOCK - 1) / WEIGHTS_MAX_K_BLOCK;
-    long kcBase = (k + kblocks - 1) / kblocks;
-    long ntiles = (m + MR2_MAX - 1) / MR2_MAX;
-    long short_ = m / ntiles, taller = m % ntiles;
+    long kcBase = gemm_k_block(k);
+    gemm_row_tiles rt = gemm_split_rows(m, MR2_MAX);
     for (long k0 = 0; k0 < k; k0 += kcBase) {
         long kc = k - k0 < kcBase ? k - k0 : kcBase;
         /* The next half panel's K block (kc lines) is prefetched into L2 while this one runs, spread over the row
            tiles, at least one line per 4 k steps per tile. */
-        long pfTotal = kc, pfShare = (pfTotal + ntiles - 1) / ntiles;
-        if (pfShare < (kc + 3) / 4) pfShare = (kc + 3) / 4 < pfTotal ? (kc + 3) / 4 : pfTotal;
+        long pfTotal = kc, pfShare = gemm_prefetch_share(pfTotal, rt.count, (kc + 3) / 4);
         int first = k0 == 0, last = k0 + kc == k;
-        for (long i = 0; i < m; i++) memcpy(scratch + i * AS, a + i * lda + k0, (size_t)kc * sizeof(float));
+        gemm_copy_input_block(scratch, a, lda, m, k0, kc);
         for (long p = p0; p < p1; p++) {
             long cols = n - p * PW < PW ? n - p * PW : PW;
             const float *panel = packed + p * k * PW + k0 * PW;
@@ -146,8 +143,8 @@ void weights_sgemm_packed_avx2(long m, long n, long k, const float *a, long lda,
                 if (h == 0 && cols <= 16) nextB = p + 1 < p1 ? panel + k * PW : 0;
                 const float *bp = bias ? bias + p * PW + h * 16 : 0;
                 long r = 0, next = 0;
-                for (long t = 0; t < ntiles; t++) {
-                    long mr = short_ + (t < taller);
+                for (long t = 0; t < rt.count; t++) {
+                    long mr = rt.height + (t < rt.taller);
                     long lines = 0;
                     if (nextB && next < pfTotal) lines = pfTotal - next < pfShare ? pfTotal - next : pfShare;
                     tiles2[mr](kc, scratch + r * AS, b, c + r * ldc + p * PW + h * 16, ldc, m0, m1, first, last, bp,

@@ -25,6 +25,7 @@
    Only the functions marked AVX512 use AVX-512; they are compiled for it by a target attribute, so the rest of
    the package needs no special flags, and callers check weights_cpu_has_avx512f() before calling them. */
 #include "ckernels.h"
+#include "gemm_blocking.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -94,13 +95,12 @@ void tile(const int MR, long kc, const float *a, const float *b, float *c, long 
     if (pf_lines) {
         /* The tile's share of the next panel's prefetch (see weights_sgemm_packed_avx512): pf_lines cache lines
            from pf, issued a few at a time between runs of >= 4 k steps, so they trickle out over the whole tile. */
-        long chunks = kc / 4 < pf_lines ? kc / 4 : pf_lines;
-        if (chunks < 1) chunks = 1;
-        long per = (pf_lines + chunks - 1) / chunks, every = kc / chunks, l = 0, k0 = 0;
-        for (long ch = 0; ch < chunks; ch++) {
-            for (long e = l + per < pf_lines ? l + per : pf_lines; l < e; l++)
+        gemm_prefetch_plan plan = gemm_plan_prefetch(kc, pf_lines);
+        long l = 0, k0 = 0;
+        for (long ch = 0; ch < plan.chunks; ch++) {
+            for (long e = l + plan.per < pf_lines ? l + plan.per : pf_lines; l < e; l++)
                 _mm_prefetch((const char *)(pf + l * 16), _MM_HINT_T1);
-            long k1 = ch + 1 == chunks ? kc : k0 + every;
+            long k1 = ch + 1 == plan.chunks ? kc : k0 + plan.every;
             TILE_STEPS(k0, k1)
             k0 = k1;
         }
@@ -149,12 +149,8 @@ AVX512
 void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long lda, const float *packed, long p0,
                                  long p1, const float *bias, const float *residual, float *c, long ldc,
                                  float *scratch) {
-    /* K blocks of nearly equal length <= WEIGHTS_MAX_K_BLOCK (1024 → 4 × 256, 17 → 17). */
-    long kblocks = (k + WEIGHTS_MAX_K_BLOCK - 1) / WEIGHTS_MAX_K_BLOCK;
-    long kcBase = (k + kblocks - 1) / kblocks;
-    /* Row tiles of nearly equal height <= MR_MAX: the first `taller` tiles get one row more. */
-    long ntiles = (m + MR_MAX - 1) / MR_MAX;
-    long short_ = m / ntiles, taller = m % ntiles;
+    long kcBase = gemm_k_block(k);
+    gemm_row_tiles rt = gemm_split_rows(m, MR_MAX);
     for (long k0 = 0; k0 < k; k0 += kcBase) {
         long kc = k - k0 < kcBase ? k - k0 : kcBase;
         /* The next panel's K block (2·kc cache lines) is prefetched into L2 while this panel runs, spread evenly
@@ -162,10 +158,9 @@ void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long ld
            4 tiles). Issuing it all in the first tile, two lines per k step, measured 2–5 % slower at 260–1576 rows
            (likely: weight lines from L3 or memory arrive slower than they are requested, so the prefetches hold
            the line-fill buffers the tile's own loads need; this VM exposes no counters to confirm it). */
-        long pfTotal = 2 * kc, pfShare = (pfTotal + ntiles - 1) / ntiles;
-        if (pfShare < (kc + 1) / 2) pfShare = (kc + 1) / 2 < pfTotal ? (kc + 1) / 2 : pfTotal;
+        long pfTotal = 2 * kc, pfShare = gemm_prefetch_share(pfTotal, rt.count, (kc + 1) / 2);
         int first = k0 == 0, last = k0 + kc == k;
-        for (long i = 0; i < m; i++) memcpy(scratch + i * AS, a + i * lda + k0, (size_t)kc * sizeof(float));
+        gemm_copy_input_block(scratch, a, lda, m, k0, kc);
         for (long p = p0; p < p1; p++) {
             long cols = n - p * PW < PW ? n - p * PW : PW;
             __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -173,8 +168,8 @@ void weights_sgemm_packed_avx512(long m, long n, long k, const float *a, long ld
             const float *b = packed + p * k * PW + k0 * PW;
             const float *bp = bias ? bias + p * PW : 0;
             long r = 0, next = 0;
-            for (long t = 0; t < ntiles; t++) {
-                long mr = short_ + (t < taller);
+            for (long t = 0; t < rt.count; t++) {
+                long mr = rt.height + (t < rt.taller);
                 long lines = 0;
                 if (p + 1 < p1 && next < pfTotal) lines = pfTotal - next < pfShare ? pfTotal - next : pfShare;
                 tiles[mr](kc, scratch + r * AS, b, c + r * ldc + p * PW, ldc, m0, m1, first, last, bp,
